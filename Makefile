@@ -1,0 +1,79 @@
+# ec2patch: build, synthesize, test and demo. Every tool a target needs is
+# installed by the project's own files: Node tools from tools/package-lock.json,
+# Python test tools from test/requirements.txt into .venv, Go modules from go.sum.
+
+ENV        ?= dev
+GO         ?= go
+PYTHON     ?= python3
+CDK_OUT    ?= cdk.out
+GOARCH_LAMBDA := arm64
+LAMBDAS    := $(notdir $(patsubst %/,%,$(dir $(wildcard lambdas/*/main.go))))
+VENV       := .venv
+NODE_BIN   := tools/node_modules/.bin
+FLEET      ?= test/fleets/demo.json
+PLAN       ?=
+REPORT     ?= demo-report.json
+
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export CDK_DISABLE_VERSION_CHECK := true
+export CDK_DISABLE_CLI_TELEMETRY := true
+export EC2PATCH_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
+export EC2PATCH_HOST_LAMBDAS := $(CURDIR)/build/host
+export EC2PATCH_CFN_LINT := $(CURDIR)/$(VENV)/bin/cfn-lint
+export EC2PATCH_ASL_VALIDATOR := $(CURDIR)/$(NODE_BIN)/asl-validator
+
+.PHONY: all build build-host synth test unit lint-templates demo bench tools clean
+
+all: synth
+
+## tools: Node tools (CDK CLI, asl-validator) and the Python test tools.
+tools: $(NODE_BIN)/.stamp $(VENV)/.stamp
+
+$(NODE_BIN)/.stamp: tools/package.json tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(VENV)/.stamp: test/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r test/requirements.txt
+	touch $@
+
+## build: every handler as an arm64 `bootstrap` for provided.al2023.
+build:
+	@for fn in $(LAMBDAS); do \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH_LAMBDA) $(GO) build -tags lambda.norpc -trimpath \
+	    -ldflags='-s -w' -o build/lambdas/$$fn/bootstrap ./lambdas/$$fn || exit 1; \
+	done
+	@echo "built $(words $(LAMBDAS)) handlers into build/lambdas/"
+
+## build-host: the same handlers for this machine, run by the emulator's proxy.
+build-host:
+	@for fn in $(LAMBDAS); do \
+	  CGO_ENABLED=0 $(GO) build -tags lambda.norpc -o build/host/$$fn ./lambdas/$$fn || exit 1; \
+	done
+
+## synth: the hub and spoke templates for ENV (default dev) into cdk.out/.
+synth: build $(NODE_BIN)/.stamp
+	$(NODE_BIN)/cdk synth --quiet -c env=$(ENV) -o $(CDK_OUT)
+	@ls -1 $(CDK_OUT)/*.template.json
+
+## test: everything CI runs: vet, unit, CDK, template linters and the emulator.
+test: tools build-host
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 25m ./...
+
+## lint-templates: cfn-lint on every synthesized template of every environment.
+lint-templates: build $(NODE_BIN)/.stamp $(VENV)/.stamp
+	@for env in $(basename $(notdir $(wildcard params/*.json))); do \
+	  $(NODE_BIN)/cdk synth --quiet -c env=$$env -o build/cdk.out.$$env || exit 1; \
+	  $(VENV)/bin/cfn-lint -i W3005 -- build/cdk.out.$$env/*.template.json || exit 1; \
+	  echo "cfn-lint: $$env templates clean"; \
+	done
+
+## demo: a whole campaign on the emulator; FLEET, PLAN and REPORT select files.
+demo: tools build-host
+	$(GO) run ./test/cmd/demo -fleet $(FLEET) $(if $(PLAN),-plan $(PLAN)) -report $(REPORT)
+
+clean:
+	rm -rf build $(CDK_OUT) $(VENV) tools/node_modules

@@ -1,0 +1,241 @@
+// Package config loads and validates the per-environment parameters in
+// params/: the seed's hub and spoke parameters and the wave plan. It reports
+// every problem at once, each naming the file and the field, so synth stops
+// before any construct exists.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/mail"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/ec2patch/ec2patch/internal/contract"
+)
+
+// Params is one environment's configuration.
+type Params struct {
+	// Account and Region are where the hub is deployed.
+	Account string      `json:"account"`
+	Region  string      `json:"region"`
+	Hub     HubParams   `json:"hub"`
+	Spoke   SpokeParams `json:"spoke"`
+	// Waves is the configured wave plan: what a run without waves patches.
+	// It uses the run contract's names so a plan can be pasted into
+	// start-execution.
+	Waves []contract.WaveInput `json:"waves"`
+}
+
+// HubParams are the seed's hub stack parameters, with their seed names.
+type HubParams struct {
+	NamePrefix             string `json:"name_prefix"`
+	ArtifactBucket         string `json:"artifact_bucket"`
+	ArtifactKey            string `json:"artifact_key"`
+	CrossAccountExternalID string `json:"cross_account_external_id"`
+	PollIntervalSeconds    int    `json:"poll_interval_seconds"`
+	MaxWaveConcurrency     int    `json:"max_wave_concurrency"`
+	SSMMaxConcurrency      string `json:"ssm_max_concurrency"`
+	SSMMaxErrors           string `json:"ssm_max_errors"`
+	NotificationEmail      string `json:"notification_email"`
+	LogRetentionDays       int    `json:"log_retention_days"`
+	// Beyond the seed.
+	CommandTimeoutSeconds   int               `json:"command_timeout_seconds"`
+	WavePauseSeconds        int               `json:"wave_pause_seconds"`
+	AbortOnIssues           bool              `json:"abort_on_issues"`
+	FailureThresholdPercent float64           `json:"failure_threshold_percent"`
+	DefaultTagFilters       map[string]string `json:"default_tag_filters"`
+	ReportRetentionDays     int               `json:"report_retention_days"`
+	RecordRetentionDays     int               `json:"record_retention_days"`
+}
+
+// SpokeParams are the seed's spoke stack parameters.
+type SpokeParams struct {
+	HubAccountID string `json:"hub_account_id"`
+	ExternalID   string `json:"external_id"`
+	RoleName     string `json:"role_name"`
+}
+
+// RunDefaults are the values a run input's omitted fields take.
+func (p Params) RunDefaults() contract.RunDefaults {
+	return contract.RunDefaults{
+		PollIntervalSeconds:     p.Hub.PollIntervalSeconds,
+		WavePauseSeconds:        p.Hub.WavePauseSeconds,
+		AbortOnIssues:           p.Hub.AbortOnIssues,
+		MaxWaveConcurrency:      p.Hub.MaxWaveConcurrency,
+		SSMMaxConcurrency:       p.Hub.SSMMaxConcurrency,
+		SSMMaxErrors:            p.Hub.SSMMaxErrors,
+		CommandTimeoutSeconds:   p.Hub.CommandTimeoutSeconds,
+		FailureThresholdPercent: p.Hub.FailureThresholdPercent,
+		TagFilters:              p.Hub.DefaultTagFilters,
+	}
+}
+
+// SpokeAccounts lists every account the plan targets, sorted, without
+// duplicates.
+func (p Params) SpokeAccounts() []string {
+	var out []string
+	for _, w := range p.Waves {
+		out = append(out, w.Accounts...)
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+// SpokeRegions lists every region the plan targets, sorted.
+func (p Params) SpokeRegions() []string {
+	var out []string
+	for _, w := range p.Waves {
+		out = append(out, w.Regions...)
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+// Error is a params file that could not be loaded: every problem, each with
+// the file and the field.
+type Error struct {
+	File     string
+	Problems []string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d problem(s):", e.File, len(e.Problems))
+	for _, p := range e.Problems {
+		fmt.Fprintf(&b, "\n  %s: %s", e.File, p)
+	}
+	return b.String()
+}
+
+var envNameRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+
+// Load reads params/<env>.json from fsys, decodes it strictly and validates
+// it.
+func Load(fsys fs.FS, env string) (Params, error) {
+	if !envNameRe.MatchString(env) {
+		return Params{}, fmt.Errorf("environment %q: want lowercase letters, digits and '-'", env)
+	}
+	file := env + ".json"
+	data, err := fs.ReadFile(fsys, file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Params{}, fmt.Errorf("environment %q: no params/%s (known: %s)", env, file, strings.Join(Envs(fsys), ", "))
+	}
+	if err != nil {
+		return Params{}, fmt.Errorf("params/%s: %w", file, err)
+	}
+	return Parse("params/"+file, data)
+}
+
+// Envs lists the environments that have a params file.
+func Envs(fsys fs.FS) []string {
+	matches, _ := fs.Glob(fsys, "*.json")
+	var envs []string
+	for _, m := range matches {
+		envs = append(envs, strings.TrimSuffix(m, ".json"))
+	}
+	return envs
+}
+
+// Parse decodes and validates one params document; file names it in errors.
+func Parse(file string, data []byte) (Params, error) {
+	var p Params
+	if err := contract.DecodeStrict(data, &p); err != nil {
+		return Params{}, &Error{File: file, Problems: []string{err.Error()}}
+	}
+	if probs := p.Validate(); len(probs) > 0 {
+		return Params{}, &Error{File: file, Problems: probs}
+	}
+	return p, nil
+}
+
+var (
+	namePrefixRe = regexp.MustCompile(`^[a-z][a-z0-9-]{1,23}$`)
+	externalIDRe = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
+	roleNameRe   = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
+	bucketRe     = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+)
+
+// logRetentionDays are the values CloudWatch Logs accepts.
+var logRetentionDays = []int{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+	1096, 1827, 2192, 2557, 2922, 3288, 3653}
+
+// Validate returns every problem in p, each naming its field.
+func (p Params) Validate() []string {
+	var pr contract.Problems
+	if !contract.ValidAccount(p.Account) {
+		pr.Addf("account", "%q is not a 12-digit AWS account ID", p.Account)
+	}
+	if !contract.ValidRegion(p.Region) {
+		pr.Addf("region", "%q is not an AWS region", p.Region)
+	}
+
+	h := p.Hub
+	if !namePrefixRe.MatchString(h.NamePrefix) {
+		pr.Addf("hub.name_prefix", "%q must be 2-24 lowercase letters, digits or '-', starting with a letter", h.NamePrefix)
+	}
+	if (h.ArtifactBucket == "") != (h.ArtifactKey == "") {
+		pr.Addf("hub.artifact_key", "artifact_bucket and artifact_key must be set together (both empty builds the handlers from lambdas/)")
+	}
+	if h.ArtifactBucket != "" && !bucketRe.MatchString(h.ArtifactBucket) {
+		pr.Addf("hub.artifact_bucket", "%q is not a valid S3 bucket name", h.ArtifactBucket)
+	}
+	if n := len(h.CrossAccountExternalID); n < 2 || n > 1224 || !externalIDRe.MatchString(h.CrossAccountExternalID) {
+		pr.Addf("hub.cross_account_external_id", "must be 2-1224 characters of letters, digits and +=,.@:/-")
+	}
+	if h.PollIntervalSeconds < 1 || h.PollIntervalSeconds > contract.MaxPollInterval {
+		pr.Addf("hub.poll_interval_seconds", "%d must be from 1 to %d", h.PollIntervalSeconds, contract.MaxPollInterval)
+	}
+	if h.MaxWaveConcurrency < 1 || h.MaxWaveConcurrency > contract.MaxMapConcurrency {
+		pr.Addf("hub.max_wave_concurrency", "%d must be from 1 to %d", h.MaxWaveConcurrency, contract.MaxMapConcurrency)
+	}
+	if !contract.ValidSSMRate(h.SSMMaxConcurrency) {
+		pr.Addf("hub.ssm_max_concurrency", "%q must be an integer or a percentage from 0%% to 100%%", h.SSMMaxConcurrency)
+	}
+	if !contract.ValidSSMRate(h.SSMMaxErrors) {
+		pr.Addf("hub.ssm_max_errors", "%q must be an integer or a percentage from 0%% to 100%%", h.SSMMaxErrors)
+	}
+	if h.NotificationEmail != "" {
+		if a, err := mail.ParseAddress(h.NotificationEmail); err != nil || a.Address != h.NotificationEmail {
+			pr.Addf("hub.notification_email", "%q is not a valid e-mail address", h.NotificationEmail)
+		}
+	}
+	if !slices.Contains(logRetentionDays, h.LogRetentionDays) {
+		pr.Addf("hub.log_retention_days", "%d is not a CloudWatch Logs retention (one of %v)", h.LogRetentionDays, logRetentionDays)
+	}
+	if h.CommandTimeoutSeconds < 60 || h.CommandTimeoutSeconds > 172800 {
+		pr.Addf("hub.command_timeout_seconds", "%d must be from 60 to 172800", h.CommandTimeoutSeconds)
+	}
+	if h.WavePauseSeconds < 0 || h.WavePauseSeconds > contract.MaxWavePause {
+		pr.Addf("hub.wave_pause_seconds", "%d must be from 0 to %d", h.WavePauseSeconds, contract.MaxWavePause)
+	}
+	if h.FailureThresholdPercent < 0 || h.FailureThresholdPercent > 100 {
+		pr.Addf("hub.failure_threshold_percent", "%v must be from 0 to 100", h.FailureThresholdPercent)
+	}
+	contract.ValidateTagFilters(&pr, "hub.default_tag_filters", h.DefaultTagFilters)
+	if h.ReportRetentionDays < 1 {
+		pr.Addf("hub.report_retention_days", "%d must be at least 1", h.ReportRetentionDays)
+	}
+	if h.RecordRetentionDays < 1 {
+		pr.Addf("hub.record_retention_days", "%d must be at least 1", h.RecordRetentionDays)
+	}
+
+	s := p.Spoke
+	if !contract.ValidAccount(s.HubAccountID) {
+		pr.Addf("spoke.hub_account_id", "%q is not a 12-digit AWS account ID", s.HubAccountID)
+	} else if s.HubAccountID != p.Account {
+		pr.Addf("spoke.hub_account_id", "%s differs from account %s, where the hub is deployed", s.HubAccountID, p.Account)
+	}
+	if s.ExternalID != h.CrossAccountExternalID {
+		pr.Addf("spoke.external_id", "must equal hub.cross_account_external_id, or every assumption fails")
+	}
+	if !roleNameRe.MatchString(s.RoleName) {
+		pr.Addf("spoke.role_name", "%q is not a valid IAM role name", s.RoleName)
+	}
+
+	contract.ValidateWaves(&pr, "waves", p.Waves)
+	return pr
+}

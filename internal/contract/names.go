@@ -1,0 +1,137 @@
+package contract
+
+import "time"
+
+// Function identifies one Lambda handler: its seed name (the construct ID and
+// the name operators see in the console) and its directory under lambdas/.
+type Function struct {
+	Name    string        // seed-compatible name, e.g. PreEC2Inventory
+	Dir     string        // kebab-case main package under lambdas/
+	Timeout time.Duration // from the seed's Lambda table where it names one
+}
+
+// The handlers. Names and timeouts of the seed's Lambdas are a compatibility
+// surface: they appear in dashboards, alarms and runbooks.
+var (
+	PrepareRun          = Function{Name: "PrepareRun", Dir: "prepare-run", Timeout: time.Minute}
+	PreEC2Inventory     = Function{Name: "PreEC2Inventory", Dir: "pre-ec2-inventory", Timeout: 5 * time.Minute}
+	SendSsmCommand      = Function{Name: "SendSsmCommand", Dir: "send-ssm-command", Timeout: 2 * time.Minute}
+	PollSsmCommand      = Function{Name: "PollSsmCommand", Dir: "poll-ssm-command", Timeout: 10 * time.Minute}
+	PostEC2Verify       = Function{Name: "PostEC2Verify", Dir: "post-ec2-verify", Timeout: 5 * time.Minute}
+	RecordTargetFailure = Function{Name: "RecordTargetFailure", Dir: "record-target-failure", Timeout: time.Minute}
+	EvaluateWave        = Function{Name: "EvaluateWave", Dir: "evaluate-wave", Timeout: 2 * time.Minute}
+	WriteRunReport      = Function{Name: "WriteRunReport", Dir: "write-run-report", Timeout: 5 * time.Minute}
+)
+
+// Functions lists every handler, in the order a run first calls them.
+func Functions() []Function {
+	return []Function{PrepareRun, PreEC2Inventory, SendSsmCommand, PollSsmCommand,
+		PostEC2Verify, RecordTargetFailure, EvaluateWave, WriteRunReport}
+}
+
+// SpokeFunctions are the handlers that assume the spoke role; they share the
+// hub task role that the spoke trusts.
+func SpokeFunctions() []Function {
+	return []Function{PreEC2Inventory, SendSsmCommand, PollSsmCommand, PostEC2Verify}
+}
+
+// Environment variables set by the constructs and read by the handlers' main.
+const (
+	EnvHandler        = "EC2PATCH_HANDLER"         // Function.Dir of the handler; lets tools map a function to its code
+	EnvTable          = "EC2PATCH_TABLE"           // DynamoDB state table name
+	EnvBucket         = "EC2PATCH_BUCKET"          // S3 bucket for manifests, command output and reports
+	EnvSpokeRoleName  = "EC2PATCH_SPOKE_ROLE_NAME" // role assumed in every spoke account
+	EnvExternalID     = "EC2PATCH_EXTERNAL_ID"     // sts:ExternalId for every spoke assumption
+	EnvRunDefaults    = "EC2PATCH_RUN_DEFAULTS"    // JSON RunDefaults: what omitted run input fields take
+	EnvTopicARN       = "EC2PATCH_TOPIC_ARN"       // SNS topic for notifications
+	EnvRecordTTLDays  = "EC2PATCH_RECORD_TTL_DAYS" // days a run's DynamoDB records are kept
+	EnvPlanWaves      = "EC2PATCH_PLAN_WAVES"      // JSON []WaveInput: the configured wave plan
+	EnvCommandTimeout = "EC2PATCH_COMMAND_TIMEOUT" // seconds an SSM command may run (executionTimeout)
+)
+
+// Defaults of the spoke side.
+const (
+	DefaultSpokeRoleName = "PatchExecRole"
+	PatchDocument        = "AWS-RunPatchBaseline"
+	// MaxInstancesPerCommand is SendCommand's limit on InstanceIds.
+	MaxInstancesPerCommand = 50
+)
+
+// HubTaskRoleName is the physical name of the hub role that the spoke-calling
+// handlers run as. It is named (unlike every other hub resource) because each
+// spoke's trust policy must name it before the hub exists.
+func HubTaskRoleName(namePrefix string) string { return namePrefix + "-PatchOrchestratorRole" }
+
+// HubTaskRoleARN is the ARN a spoke trusts.
+func HubTaskRoleARN(partition, hubAccount, namePrefix string) string {
+	return "arn:" + partition + ":iam::" + hubAccount + ":role/" + HubTaskRoleName(namePrefix)
+}
+
+// SpokeRoleARN is the role a handler assumes in a spoke account.
+func SpokeRoleARN(partition, account, roleName string) string {
+	return "arn:" + partition + ":iam::" + account + ":role/" + roleName
+}
+
+// State names. They appear in execution history, alarms and runbooks:
+// renaming one is a breaking change.
+const (
+	// Orchestrator.
+	StatePrepareRun     = "PrepareRun"
+	StateSelectWave     = "SelectWave"
+	StatePatchTargets   = "PatchTargets"
+	StateEvaluateWave   = "EvaluateWave"
+	StateAbortCheck     = "AbortOnIssues"
+	StateAdvanceWave    = "AdvanceWave"
+	StateMoreWaves      = "MoreWaves"
+	StateWavePause      = "WavePause"
+	StateWriteRunReport = "WriteRunReport"
+	StateRunDone        = "RunDone"
+
+	// PatchTarget (the distributed map's item processor).
+	StateInventory       = "PreEC2Inventory"
+	StateHasInstances    = "HasInstances"
+	StateSendCommand     = "SendSsmCommand"
+	StateStartPolling    = "StartPolling"
+	StatePollWait        = "WaitForCommand"
+	StatePollCommand     = "PollSsmCommand"
+	StateCommandDone     = "CommandDone"
+	StateVerify          = "PostEC2Verify"
+	StateRecordFailure   = "RecordTargetFailure"
+	StateTargetSucceeded = "TargetDone"
+)
+
+// Error names a handler returns as errorType. Each is the name of a Go type in
+// lambdas/internal/fault; Retry and Catch match on them.
+const (
+	ErrInvalidRunInput = "InvalidRunInput" // bad run input: fail the execution, touch nothing
+	ErrThrottled       = "Throttled"       // an AWS API throttled us: retry with backoff
+	ErrTransient       = "Transient"       // a 5xx or network error: retry with backoff
+	ErrAccessDenied    = "AccessDenied"    // role missing, trust or ExternalId wrong: record, do not retry
+	ErrTargetFailed    = "TargetFailed"    // the target cannot be patched for a stated reason
+	ErrStateStore      = "StateStoreError" // DynamoDB or S3 refused a write: fail loudly
+)
+
+// RetryableErrors are the errors every Task retries, in addition to Lambda's
+// own transient service errors.
+func RetryableErrors() []string { return []string{ErrThrottled, ErrTransient} }
+
+// LambdaServiceErrors are the Lambda service's transient errors that every
+// LambdaInvoke task retries.
+func LambdaServiceErrors() []string {
+	return []string{"Lambda.ServiceException", "Lambda.AWSLambdaException",
+		"Lambda.SdkClientException", "Lambda.TooManyRequestsException"}
+}
+
+// CloudFormation output keys of the hub stack, read by operators and by the
+// emulator harness.
+const (
+	OutputOrchestratorARN = "PatchOrchestratorArn"
+	OutputTableName       = "StateTableName"
+	OutputBucketName      = "ReportBucketName"
+	OutputTopicARN        = "NotificationTopicArn"
+	OutputTaskRoleARN     = "PatchTaskRoleArn"
+)
+
+// Stack names per environment.
+func HubStackName(namePrefix string) string   { return namePrefix + "-hub" }
+func SpokeStackName(namePrefix string) string { return namePrefix + "-spoke" }

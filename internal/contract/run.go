@@ -1,0 +1,140 @@
+package contract
+
+// RunInput is what `aws stepfunctions start-execution` receives. It accepts
+// the seed's shorthand (one wave given by waveId, accounts, regions and
+// tagFilters at the top level) and the full form with a list of waves. Fields
+// left out take the hub's configured defaults (RunDefaults); with neither
+// waves nor a shorthand wave, the configured wave plan runs.
+type RunInput struct {
+	RunID               string            `json:"runId,omitempty"`
+	DryRun              *bool             `json:"dryRun,omitempty"`
+	Operation           string            `json:"operation,omitempty"`
+	RebootOption        string            `json:"rebootOption,omitempty"`
+	AbortOnIssues       *bool             `json:"abortOnIssues,omitempty"`
+	WavePauseSeconds    *int              `json:"wavePauseSeconds,omitempty"`
+	PollIntervalSeconds *int              `json:"pollIntervalSeconds,omitempty"`
+	Waves               []WaveInput       `json:"waves,omitempty"`
+	WaveID              string            `json:"waveId,omitempty"`
+	Accounts            []string          `json:"accounts,omitempty"`
+	Regions             []string          `json:"regions,omitempty"`
+	TagFilters          map[string]string `json:"tagFilters,omitempty"`
+}
+
+// WaveInput is one wave as written in a run input or in the params' plan.
+type WaveInput struct {
+	WaveID                  string            `json:"waveId"`
+	Accounts                []string          `json:"accounts"`
+	Regions                 []string          `json:"regions"`
+	TagFilters              map[string]string `json:"tagFilters,omitempty"`
+	Approval                *bool             `json:"approval,omitempty"`
+	MaxConcurrency          *int              `json:"maxConcurrency,omitempty"`
+	SSMMaxConcurrency       string            `json:"ssmMaxConcurrency,omitempty"`
+	SSMMaxErrors            string            `json:"ssmMaxErrors,omitempty"`
+	FailureThresholdPercent *float64          `json:"failureThresholdPercent,omitempty"`
+}
+
+// RunDefaults are the hub's configured values for fields a run input omits.
+// The hub stack passes them to PrepareRun as JSON in EnvRunDefaults.
+type RunDefaults struct {
+	PollIntervalSeconds     int               `json:"pollIntervalSeconds"`
+	WavePauseSeconds        int               `json:"wavePauseSeconds"`
+	AbortOnIssues           bool              `json:"abortOnIssues"`
+	MaxWaveConcurrency      int               `json:"maxWaveConcurrency"`
+	SSMMaxConcurrency       string            `json:"ssmMaxConcurrency"`
+	SSMMaxErrors            string            `json:"ssmMaxErrors"`
+	CommandTimeoutSeconds   int               `json:"commandTimeoutSeconds"`
+	FailureThresholdPercent float64           `json:"failureThresholdPercent"`
+	TagFilters              map[string]string `json:"tagFilters"`
+}
+
+// Operations of AWS-RunPatchBaseline.
+const (
+	OperationInstall = "Install"
+	OperationScan    = "Scan"
+)
+
+// Reboot options of AWS-RunPatchBaseline.
+const (
+	RebootIfNeeded = "RebootIfNeeded"
+	NoReboot       = "NoReboot"
+)
+
+// PrepareRequest is PrepareRun's payload: the execution input as given and
+// the execution's name, which becomes the runId when the input has none.
+type PrepareRequest struct {
+	Input         RawJSON `json:"input"`
+	ExecutionName string  `json:"executionName"`
+	StartTime     string  `json:"startTime"`
+}
+
+// RawJSON is a JSON value carried through undecoded, so PrepareRun can decode
+// it strictly and report every problem with its field.
+type RawJSON []byte
+
+// MarshalJSON returns the raw bytes, or null when empty.
+func (r RawJSON) MarshalJSON() ([]byte, error) {
+	if len(r) == 0 {
+		return []byte("null"), nil
+	}
+	return r, nil
+}
+
+// UnmarshalJSON keeps a copy of the raw bytes.
+func (r *RawJSON) UnmarshalJSON(b []byte) error {
+	*r = append((*r)[0:0], b...)
+	return nil
+}
+
+// Run is the normalized run: every default applied, every field validated.
+// PrepareRun returns it as the orchestrator's state under "run".
+type Run struct {
+	RunID               string `json:"runId"`
+	DryRun              bool   `json:"dryRun"`
+	Operation           string `json:"operation"`
+	RebootOption        string `json:"rebootOption"`
+	AbortOnIssues       bool   `json:"abortOnIssues"`
+	WavePauseSeconds    int    `json:"wavePauseSeconds"`
+	PollIntervalSeconds int    `json:"pollIntervalSeconds"`
+	// MaxPollAttempts bounds the poll loop of every target: the command's
+	// timeout divided by the poll interval, plus one.
+	MaxPollAttempts int    `json:"maxPollAttempts"`
+	WaveCount       int    `json:"waveCount"`
+	Waves           []Wave `json:"waves"`
+	StartedAt       string `json:"startedAt"`
+}
+
+// Wave is one normalized wave. Its targets (account x region) are written to
+// S3 at TargetsKey, the distributed map's item source, so no state payload
+// grows with the number of targets.
+type Wave struct {
+	Index                   int               `json:"index"`
+	WaveID                  string            `json:"waveId"`
+	Accounts                []string          `json:"accounts"`
+	Regions                 []string          `json:"regions"`
+	TagFilters              map[string]string `json:"tagFilters"`
+	Approval                bool              `json:"approval"`
+	MaxConcurrency          int               `json:"maxConcurrency"`
+	SSMMaxConcurrency       string            `json:"ssmMaxConcurrency"`
+	SSMMaxErrors            string            `json:"ssmMaxErrors"`
+	FailureThresholdPercent float64           `json:"failureThresholdPercent"`
+	TargetCount             int               `json:"targetCount"`
+	TargetsKey              string            `json:"targetsKey"`
+}
+
+// TargetRef is one item of a wave's target manifest.
+type TargetRef struct {
+	Account string `json:"account"`
+	Region  string `json:"region"`
+}
+
+// PrepareResult is PrepareRun's output, which replaces the orchestrator's
+// state.
+type PrepareResult struct {
+	Run    Run    `json:"run"`
+	Cursor Cursor `json:"cursor"`
+}
+
+// Cursor is the orchestrator's position in the wave list.
+type Cursor struct {
+	Index int `json:"index"`
+}

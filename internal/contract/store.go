@@ -1,0 +1,36 @@
+package contract
+
+import "fmt"
+
+// The state table has a string partition key and sort key and a TTL
+// attribute. One run's records share a partition.
+const (
+	AttrPK  = "pk"
+	AttrSK  = "sk"
+	AttrTTL = "expiresAt"
+)
+
+// RunPK is the partition key of every record of a run.
+func RunPK(runID string) string { return "RUN#" + runID }
+
+// Sort keys of a run's records.
+const SKRun = "RUN"
+
+// WaveSK is the sort key of a wave verdict; the index keeps waves in order.
+func WaveSK(index int, waveID string) string { return fmt.Sprintf("WAVE#%03d#%s", index, waveID) }
+
+// TargetSKPrefix selects every target record of one wave.
+func TargetSKPrefix(waveID string) string { return "TARGET#" + waveID + "#" }
+
+// TargetSK is the sort key of one target's record.
+func TargetSK(waveID, account, region string) string {
+	return TargetSKPrefix(waveID) + account + "#" + region
+}
+
+// S3 layout of the hub bucket.
+func TargetsKey(runID, waveID string) string { return "runs/" + runID + "/targets/" + waveID + ".json" }
+func ReportJSONKey(runID string) string      { return "reports/" + runID + "/report.json" }
+func ReportCSVKey(runID string) string       { return "reports/" + runID + "/report.csv" }
+func CommandOutputPrefix(runID, account, region string) string {
+	return "ssm-output/" + runID + "/" + account + "/" + region
+}

@@ -1,0 +1,230 @@
+package contract
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Problems collects every validation failure, each naming its field, so a
+// caller can report all of them at once.
+type Problems []string
+
+// Addf records one problem at field.
+func (p *Problems) Addf(field, format string, args ...any) {
+	*p = append(*p, field+": "+fmt.Sprintf(format, args...))
+}
+
+// Err returns nil when there are no problems, or one error listing them all.
+func (p Problems) Err(context string) error {
+	if len(p) == 0 {
+		return nil
+	}
+	return &ValidationError{Context: context, Problems: p}
+}
+
+// ValidationError lists every problem found in one input.
+type ValidationError struct {
+	Context  string
+	Problems []string
+}
+
+func (e *ValidationError) Error() string {
+	return fmt.Sprintf("%s: %d problem(s): %s", e.Context, len(e.Problems), strings.Join(e.Problems, "; "))
+}
+
+// Limits on what one run may ask for.
+const (
+	MaxWaves           = 50
+	MaxAccountsPerWave = 2000
+	MaxRegionsPerWave  = 40
+	MaxTagFilters      = 10
+	MaxPollInterval    = 3600
+	MaxWavePause       = 7 * 24 * 3600
+	MaxMapConcurrency  = 1000
+)
+
+var (
+	accountRe = regexp.MustCompile(`^[0-9]{12}$`)
+	runIDRe   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	waveIDRe  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	// SSM MaxConcurrency and MaxErrors: an integer, or a percentage 0-100.
+	ssmRateRe = regexp.MustCompile(`^([0-9]+|[0-9]{1,3}%)$`)
+	tagKeyRe  = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$`)
+	tagValRe  = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@*]{1,256}$`)
+)
+
+// ValidAccount reports whether s is a 12-digit AWS account ID.
+func ValidAccount(s string) bool { return accountRe.MatchString(s) }
+
+// ValidRegion reports whether s is a known AWS region name.
+func ValidRegion(s string) bool { return slices.Contains(regions, s) }
+
+// ValidSSMRate reports whether s is a valid SSM MaxConcurrency or MaxErrors
+// value: a non-negative integer or a percentage from 0% to 100%.
+func ValidSSMRate(s string) bool {
+	if !ssmRateRe.MatchString(s) {
+		return false
+	}
+	if n, ok := strings.CutSuffix(s, "%"); ok {
+		v, _ := strconv.Atoi(n)
+		return v <= 100
+	}
+	return true
+}
+
+// ValidateTagFilters checks a tag filter map: at least one entry, keys and
+// values non-empty and within EC2's tag rules.
+func ValidateTagFilters(p *Problems, field string, tags map[string]string) {
+	if len(tags) == 0 {
+		p.Addf(field, "must have at least one tag filter, so a run never targets every instance")
+		return
+	}
+	if len(tags) > MaxTagFilters {
+		p.Addf(field, "has %d tag filters; at most %d", len(tags), MaxTagFilters)
+	}
+	for _, k := range sortedKeys(tags) {
+		v := tags[k]
+		switch {
+		case strings.TrimSpace(k) == "":
+			p.Addf(field, "has an empty tag key")
+		case strings.HasPrefix(strings.ToLower(k), "aws:"):
+			p.Addf(field+"."+k, "tag keys starting with aws: are reserved")
+		case !tagKeyRe.MatchString(k):
+			p.Addf(field+"."+k, "is not a valid tag key")
+		}
+		if strings.TrimSpace(v) == "" {
+			p.Addf(field+"."+k, "tag value must not be empty")
+		} else if !tagValRe.MatchString(v) {
+			p.Addf(field+"."+k, "value %q is not a valid tag value", v)
+		}
+	}
+}
+
+// ValidateAccounts checks a list of account IDs: non-empty, 12 digits each,
+// no duplicates.
+func ValidateAccounts(p *Problems, field string, accounts []string, limit int) {
+	if len(accounts) == 0 {
+		p.Addf(field, "must list at least one account")
+	}
+	if len(accounts) > limit {
+		p.Addf(field, "lists %d accounts; at most %d per wave", len(accounts), limit)
+		return
+	}
+	seen := map[string]bool{}
+	for i, a := range accounts {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		switch {
+		case !ValidAccount(a):
+			p.Addf(f, "%q is not a 12-digit AWS account ID", a)
+		case seen[a]:
+			p.Addf(f, "account %s is listed twice", a)
+		}
+		seen[a] = true
+	}
+}
+
+// ValidateRegions checks a list of region names: non-empty, known, unique.
+func ValidateRegions(p *Problems, field string, regionNames []string) {
+	if len(regionNames) == 0 {
+		p.Addf(field, "must list at least one region")
+	}
+	if len(regionNames) > MaxRegionsPerWave {
+		p.Addf(field, "lists %d regions; at most %d", len(regionNames), MaxRegionsPerWave)
+		return
+	}
+	seen := map[string]bool{}
+	for i, r := range regionNames {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		switch {
+		case !ValidRegion(r):
+			p.Addf(f, "%q is not an AWS region", r)
+		case seen[r]:
+			p.Addf(f, "region %s is listed twice", r)
+		}
+		seen[r] = true
+	}
+}
+
+// ValidateWaveInput checks one wave as written in a plan or a run input.
+// Optional fields are checked only when set.
+func ValidateWaveInput(p *Problems, field string, w WaveInput) {
+	if !waveIDRe.MatchString(w.WaveID) {
+		p.Addf(field+".waveId", "%q must be 1-64 letters, digits, '-' or '_'", w.WaveID)
+	}
+	ValidateAccounts(p, field+".accounts", w.Accounts, MaxAccountsPerWave)
+	ValidateRegions(p, field+".regions", w.Regions)
+	if w.TagFilters != nil {
+		ValidateTagFilters(p, field+".tagFilters", w.TagFilters)
+	}
+	if w.MaxConcurrency != nil && (*w.MaxConcurrency < 1 || *w.MaxConcurrency > MaxMapConcurrency) {
+		p.Addf(field+".maxConcurrency", "%d must be from 1 to %d", *w.MaxConcurrency, MaxMapConcurrency)
+	}
+	if w.SSMMaxConcurrency != "" && !ValidSSMRate(w.SSMMaxConcurrency) {
+		p.Addf(field+".ssmMaxConcurrency", "%q must be an integer or a percentage from 0%% to 100%%", w.SSMMaxConcurrency)
+	}
+	if w.SSMMaxErrors != "" && !ValidSSMRate(w.SSMMaxErrors) {
+		p.Addf(field+".ssmMaxErrors", "%q must be an integer or a percentage from 0%% to 100%%", w.SSMMaxErrors)
+	}
+	if t := w.FailureThresholdPercent; t != nil && (*t < 0 || *t > 100) {
+		p.Addf(field+".failureThresholdPercent", "%v must be from 0 to 100", *t)
+	}
+}
+
+// ValidateWaves checks a wave list: non-empty, bounded, unique wave IDs.
+func ValidateWaves(p *Problems, field string, waves []WaveInput) {
+	if len(waves) == 0 {
+		p.Addf(field, "must list at least one wave")
+	}
+	if len(waves) > MaxWaves {
+		p.Addf(field, "lists %d waves; at most %d", len(waves), MaxWaves)
+	}
+	seen := map[string]int{}
+	for i, w := range waves {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		ValidateWaveInput(p, f, w)
+		if j, dup := seen[w.WaveID]; dup && w.WaveID != "" {
+			p.Addf(f+".waveId", "%q is also the ID of %s[%d]", w.WaveID, field, j)
+		}
+		seen[w.WaveID] = i
+	}
+}
+
+// ValidateDefaults checks the hub's run defaults.
+func ValidateDefaults(d RunDefaults) error {
+	var p Problems
+	if d.PollIntervalSeconds < 1 || d.PollIntervalSeconds > MaxPollInterval {
+		p.Addf("pollIntervalSeconds", "%d must be from 1 to %d", d.PollIntervalSeconds, MaxPollInterval)
+	}
+	if d.WavePauseSeconds < 0 || d.WavePauseSeconds > MaxWavePause {
+		p.Addf("wavePauseSeconds", "%d must be from 0 to %d", d.WavePauseSeconds, MaxWavePause)
+	}
+	if d.MaxWaveConcurrency < 1 || d.MaxWaveConcurrency > MaxMapConcurrency {
+		p.Addf("maxWaveConcurrency", "%d must be from 1 to %d", d.MaxWaveConcurrency, MaxMapConcurrency)
+	}
+	if !ValidSSMRate(d.SSMMaxConcurrency) {
+		p.Addf("ssmMaxConcurrency", "%q must be an integer or a percentage", d.SSMMaxConcurrency)
+	}
+	if !ValidSSMRate(d.SSMMaxErrors) {
+		p.Addf("ssmMaxErrors", "%q must be an integer or a percentage", d.SSMMaxErrors)
+	}
+	if d.CommandTimeoutSeconds < 60 || d.CommandTimeoutSeconds > 172800 {
+		p.Addf("commandTimeoutSeconds", "%d must be from 60 to 172800", d.CommandTimeoutSeconds)
+	}
+	if d.FailureThresholdPercent < 0 || d.FailureThresholdPercent > 100 {
+		p.Addf("failureThresholdPercent", "%v must be from 0 to 100", d.FailureThresholdPercent)
+	}
+	ValidateTagFilters(&p, "tagFilters", d.TagFilters)
+	return p.Err("run defaults")
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
