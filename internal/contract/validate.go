@@ -182,6 +182,7 @@ func ValidateWaves(p *Problems, field string, waves []WaveInput) {
 		p.Addf(field, "lists %d waves; at most %d", len(waves), MaxWaves)
 	}
 	seen := map[string]int{}
+	owner := map[TargetRef]int{} // which wave patches each account-region
 	for i, w := range waves {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		ValidateWaveInput(p, f, w)
@@ -189,6 +190,17 @@ func ValidateWaves(p *Problems, field string, waves []WaveInput) {
 			p.Addf(f+".waveId", "%q is also the ID of %s[%d]", w.WaveID, field, j)
 		}
 		seen[w.WaveID] = i
+		reported := map[string]bool{}
+		for _, a := range w.Accounts {
+			for _, r := range w.Regions {
+				ref := TargetRef{a, r}
+				if j, dup := owner[ref]; dup && j != i && !reported[a] {
+					p.Addf(f+".accounts", "account %s in %s is already patched by %s[%d]; a run patches each account-region once", a, r, field, j)
+					reported[a] = true
+				}
+				owner[ref] = i
+			}
+		}
 	}
 }
 
