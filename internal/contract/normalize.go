@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"regexp"
 	"strings"
 )
@@ -26,6 +27,11 @@ func DecodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if strings.HasPrefix(err.Error(), "json: unknown field ") {
+			if paths := unknownFieldPaths(data, reflect.TypeOf(v)); len(paths) > 0 {
+				return fmt.Errorf("%s: unknown field", strings.Join(paths, ", "))
+			}
+		}
 		return describeDecodeError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -147,7 +153,11 @@ func Normalize(raw []byte, d RunDefaults, plan []WaveInput, executionName, start
 	}
 
 	waves, field := selectWaves(&p, in, plan)
-	ValidateWaves(&p, field, waves)
+	if field == "" {
+		ValidateWaveInput(&p, "", waves[0])
+	} else {
+		ValidateWaves(&p, field, waves)
+	}
 	total := 0
 	for i, w := range waves {
 		nw := applyWaveDefaults(i, w, d)
@@ -156,7 +166,7 @@ func Normalize(raw []byte, d RunDefaults, plan []WaveInput, executionName, start
 		run.Waves = append(run.Waves, nw)
 	}
 	if total > MaxTargetsPerRun {
-		p.Addf(field, "target %d account-regions; at most %d per run", total, MaxTargetsPerRun)
+		p.Addf("waves", "target %d account-regions; at most %d per run", total, MaxTargetsPerRun)
 	}
 	run.WaveCount = len(run.Waves)
 	if err := p.Err("run input"); err != nil {
@@ -166,7 +176,7 @@ func Normalize(raw []byte, d RunDefaults, plan []WaveInput, executionName, start
 }
 
 // selectWaves picks the waves a run input asks for and the field name to
-// report their problems under.
+// report their problems under ("" for the top-level shorthand wave).
 func selectWaves(p *Problems, in RunInput, plan []WaveInput) ([]WaveInput, string) {
 	shorthand := in.WaveID != "" || len(in.Accounts) > 0 || len(in.Regions) > 0 || len(in.TagFilters) > 0
 	switch {
@@ -178,7 +188,7 @@ func selectWaves(p *Problems, in RunInput, plan []WaveInput) ([]WaveInput, strin
 	case in.WaveID != "" && len(in.Accounts) == 0 && len(in.Regions) == 0 && len(in.TagFilters) == 0:
 		for _, w := range plan {
 			if w.WaveID == in.WaveID {
-				return []WaveInput{w}, "waveId"
+				return []WaveInput{w}, "plan"
 			}
 		}
 		p.Addf("waveId", "%q is not a wave of the configured plan and the input gives no accounts", in.WaveID)
@@ -203,7 +213,7 @@ func selectWaves(p *Problems, in RunInput, plan []WaveInput) ([]WaveInput, strin
 				}
 			}
 		}
-		return []WaveInput{w}, "input"
+		return []WaveInput{w}, ""
 	}
 	return plan, "plan"
 }

@@ -149,27 +149,34 @@ func ValidateRegions(p *Problems, field string, regionNames []string) {
 }
 
 // ValidateWaveInput checks one wave as written in a plan or a run input.
-// Optional fields are checked only when set.
+// Optional fields are checked only when set. An empty field validates a
+// wave given at the top level (the seed's shorthand).
 func ValidateWaveInput(p *Problems, field string, w WaveInput) {
-	if !waveIDRe.MatchString(w.WaveID) {
-		p.Addf(field+".waveId", "%q must be 1-64 letters, digits, '-' or '_'", w.WaveID)
+	at := func(name string) string {
+		if field == "" {
+			return name
+		}
+		return field + "." + name
 	}
-	ValidateAccounts(p, field+".accounts", w.Accounts, MaxAccountsPerWave)
-	ValidateRegions(p, field+".regions", w.Regions)
+	if !waveIDRe.MatchString(w.WaveID) {
+		p.Addf(at("waveId"), "%q must be 1-64 letters, digits, '-' or '_'", w.WaveID)
+	}
+	ValidateAccounts(p, at("accounts"), w.Accounts, MaxAccountsPerWave)
+	ValidateRegions(p, at("regions"), w.Regions)
 	if w.TagFilters != nil {
-		ValidateTagFilters(p, field+".tagFilters", w.TagFilters)
+		ValidateTagFilters(p, at("tagFilters"), w.TagFilters)
 	}
 	if w.MaxConcurrency != nil && (*w.MaxConcurrency < 1 || *w.MaxConcurrency > MaxMapConcurrency) {
-		p.Addf(field+".maxConcurrency", "%d must be from 1 to %d", *w.MaxConcurrency, MaxMapConcurrency)
+		p.Addf(at("maxConcurrency"), "%d must be from 1 to %d", *w.MaxConcurrency, MaxMapConcurrency)
 	}
 	if w.SSMMaxConcurrency != "" && !ValidSSMRate(w.SSMMaxConcurrency) {
-		p.Addf(field+".ssmMaxConcurrency", "%q must be an integer or a percentage from 0%% to 100%%", w.SSMMaxConcurrency)
+		p.Addf(at("ssmMaxConcurrency"), "%q must be an integer or a percentage from 0%% to 100%%", w.SSMMaxConcurrency)
 	}
 	if w.SSMMaxErrors != "" && !ValidSSMRate(w.SSMMaxErrors) {
-		p.Addf(field+".ssmMaxErrors", "%q must be an integer or a percentage from 0%% to 100%%", w.SSMMaxErrors)
+		p.Addf(at("ssmMaxErrors"), "%q must be an integer or a percentage from 0%% to 100%%", w.SSMMaxErrors)
 	}
 	if t := w.FailureThresholdPercent; t != nil && (*t < 0 || *t > 100) {
-		p.Addf(field+".failureThresholdPercent", "%v must be from 0 to 100", *t)
+		p.Addf(at("failureThresholdPercent"), "%v must be from 0 to 100", *t)
 	}
 }
 
