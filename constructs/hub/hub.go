@@ -1,0 +1,399 @@
+// Package hub defines HubStack: the state table, the report bucket, the
+// notification topic, the KMS key that encrypts them, the Lambda handlers and
+// the PatchWaveStateMachine that runs them.
+package hub
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strconv"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/ec2patch/ec2patch/constructs/patchwave"
+	"github.com/ec2patch/ec2patch/internal/config"
+	"github.com/ec2patch/ec2patch/internal/contract"
+)
+
+// Logical IDs of the stateful resources, pinned so a refactor of the
+// construct tree never replaces the table or the bucket.
+const (
+	TableLogicalID  = "StateTable"
+	BucketLogicalID = "ReportBucket"
+)
+
+// StackProps configure HubStack.
+type StackProps struct {
+	awscdk.StackProps
+	// Params is the validated environment configuration. Required.
+	Params config.Params
+	// LambdaCodeDir holds one directory per handler (<dir>/bootstrap, built
+	// by `make build`). Used when Params.Hub.ArtifactBucket is empty.
+	// Default: build/lambdas.
+	LambdaCodeDir string
+}
+
+// Stack is HubStack.
+type Stack struct {
+	awscdk.Stack
+	Key          awskms.Key
+	Table        awsdynamodb.Table
+	Bucket       awss3.Bucket
+	Topic        awssns.Topic
+	TaskRole     awsiam.Role
+	Functions    map[string]awslambda.Function
+	StateMachine *patchwave.StateMachine
+}
+
+// NewStack builds HubStack from props.Params.
+func NewStack(scope constructs.Construct, id string, props *StackProps) *Stack {
+	if props == nil {
+		props = &StackProps{}
+	}
+	sp := props.StackProps
+	if sp.Description == nil {
+		sp.Description = jsii.String("ec2patch HubStack: orchestrates EC2 patching across spoke accounts")
+	}
+	codeDir := props.LambdaCodeDir
+	if codeDir == "" {
+		codeDir = filepath.Join("build", "lambdas")
+	}
+	p := props.Params
+	h := &Stack{Stack: awscdk.NewStack(scope, jsii.String(id), &sp), Functions: map[string]awslambda.Function{}}
+	h.storage(p)
+	logGroups := h.logGroups(p)
+	roles := h.roles(p)
+	h.functions(p, codeDir, logGroups, roles)
+
+	fns := map[string]awslambda.IFunction{}
+	for name, fn := range h.Functions {
+		fns[name] = fn
+	}
+	h.StateMachine = patchwave.NewStateMachine(h.Stack, "PatchWaveStateMachine", &patchwave.Props{
+		Functions: fns,
+		Bucket:    h.Bucket,
+		LogGroup:  logGroups["StateMachine"],
+	})
+	h.suppressions()
+	h.outputs()
+	return h
+}
+
+func (h *Stack) storage(p config.Params) {
+	h.Key = awskms.NewKey(h.Stack, jsii.String("Key"), &awskms.KeyProps{
+		Description:       jsii.String("ec2patch " + p.Hub.NamePrefix + ": state table, report bucket, topic and logs"),
+		EnableKeyRotation: jsii.Bool(true),
+		RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
+	})
+	// CloudWatch Logs encrypts this stack's log groups with the key; the
+	// service is not an IAM principal of the account, so the key policy must
+	// name it, limited to log groups of this account and region.
+	logsArn := fmt.Sprintf("arn:%s:logs:%s:%s:log-group:*", *awscdk.Aws_PARTITION(), *h.Region(), *h.Account())
+	h.Key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudWatchLogs"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("logs."+*h.Region()+".amazonaws.com"), nil)},
+		Actions:    jsii.Strings("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"),
+		Resources:  jsii.Strings("*"),
+		Conditions: &map[string]interface{}{
+			"ArnLike": map[string]interface{}{"kms:EncryptionContext:aws:logs:arn": logsArn},
+		},
+	}), jsii.Bool(false))
+	// SNS, S3 and DynamoDB use the key on behalf of this account's
+	// principals, which the grants below allow; the key policy lets the
+	// account delegate to IAM only through those services.
+	h.Key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("ThroughAccountServices"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewAccountRootPrincipal()},
+		Actions:    jsii.Strings("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"),
+		Resources:  jsii.Strings("*"),
+		Conditions: &map[string]interface{}{
+			"StringEquals": map[string]interface{}{
+				"kms:CallerAccount": *h.Account(),
+				"kms:ViaService": []string{
+					"sns." + *h.Region() + ".amazonaws.com",
+					"s3." + *h.Region() + ".amazonaws.com",
+					"dynamodb." + *h.Region() + ".amazonaws.com",
+				},
+			},
+		},
+	}), jsii.Bool(false))
+
+	h.Table = awsdynamodb.NewTable(h.Stack, jsii.String("StateTable"), &awsdynamodb.TableProps{
+		PartitionKey:                     &awsdynamodb.Attribute{Name: jsii.String(contract.AttrPK), Type: awsdynamodb.AttributeType_STRING},
+		SortKey:                          &awsdynamodb.Attribute{Name: jsii.String(contract.AttrSK), Type: awsdynamodb.AttributeType_STRING},
+		BillingMode:                      awsdynamodb.BillingMode_PAY_PER_REQUEST,
+		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: jsii.Bool(true)},
+		TimeToLiveAttribute:              jsii.String(contract.AttrTTL),
+		Encryption:                       awsdynamodb.TableEncryption_CUSTOMER_MANAGED,
+		EncryptionKey:                    h.Key,
+		RemovalPolicy:                    awscdk.RemovalPolicy_RETAIN,
+	})
+	h.Table.Node().DefaultChild().(awsdynamodb.CfnTable).OverrideLogicalId(jsii.String(TableLogicalID))
+
+	days := func(n int) awscdk.Duration { return awscdk.Duration_Days(jsii.Number(float64(n))) }
+	h.Bucket = awss3.NewBucket(h.Stack, jsii.String("ReportBucket"), &awss3.BucketProps{
+		Encryption:        awss3.BucketEncryption_KMS,
+		EncryptionKey:     h.Key,
+		BucketKeyEnabled:  jsii.Bool(true),
+		EnforceSSL:        jsii.Bool(true),
+		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
+		Versioned:         jsii.Bool(true),
+		RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
+		LifecycleRules: &[]*awss3.LifecycleRule{
+			{Id: jsii.String("RunManifests"), Prefix: jsii.String("runs/"), Expiration: days(90)},
+			{Id: jsii.String("CommandOutput"), Prefix: jsii.String("ssm-output/"), Expiration: days(90)},
+			{Id: jsii.String("Reports"), Prefix: jsii.String("reports/"), Expiration: days(p.Hub.ReportRetentionDays)},
+			{Id: jsii.String("NoncurrentVersions"), NoncurrentVersionExpiration: days(30)},
+		},
+	})
+	h.Bucket.Node().DefaultChild().(awss3.CfnBucket).OverrideLogicalId(jsii.String(BucketLogicalID))
+
+	// SSM Run Command writes command output from the instances, with the
+	// spoke accounts' credentials, under ssm-output/.
+	if accounts := p.SpokeAccounts(); len(accounts) > 0 {
+		var principals []awsiam.IPrincipal
+		for _, a := range accounts {
+			principals = append(principals, awsiam.NewAccountPrincipal(jsii.String(a)))
+		}
+		h.Bucket.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        jsii.String("SpokeCommandOutput"),
+			Principals: &principals,
+			Actions:    jsii.Strings("s3:PutObject"),
+			Resources:  jsii.Strings(*h.Bucket.ArnForObjects(jsii.String("ssm-output/*"))),
+		}))
+		h.Key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        jsii.String("SpokeCommandOutput"),
+			Principals: &principals,
+			Actions:    jsii.Strings("kms:GenerateDataKey*", "kms:Encrypt"),
+			Resources:  jsii.Strings("*"),
+			Conditions: &map[string]interface{}{
+				"StringEquals": map[string]interface{}{"kms:ViaService": "s3." + *h.Region() + ".amazonaws.com"},
+			},
+		}), jsii.Bool(false))
+	}
+
+	h.Topic = awssns.NewTopic(h.Stack, jsii.String("NotificationTopic"), &awssns.TopicProps{
+		MasterKey:  h.Key,
+		EnforceSSL: jsii.Bool(true),
+	})
+	if p.Hub.NotificationEmail != "" {
+		h.Topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(p.Hub.NotificationEmail), nil))
+	}
+}
+
+// logGroups creates one log group per function and one for the state
+// machine, so retention and encryption are explicit (no logRetention custom
+// resource).
+func (h *Stack) logGroups(p config.Params) map[string]awslogs.LogGroup {
+	retention, ok := retentionDays[p.Hub.LogRetentionDays]
+	if !ok {
+		panic(fmt.Sprintf("hub: log_retention_days %d is not a CloudWatch Logs retention", p.Hub.LogRetentionDays))
+	}
+	groups := map[string]awslogs.LogGroup{}
+	names := []string{"StateMachine"}
+	for _, fn := range contract.Functions() {
+		names = append(names, fn.Name)
+	}
+	for _, name := range names {
+		groups[name] = awslogs.NewLogGroup(h.Stack, jsii.String(name+"Logs"), &awslogs.LogGroupProps{
+			Retention:     retention,
+			EncryptionKey: h.Key,
+			RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+		})
+	}
+	return groups
+}
+
+var retentionDays = map[int]awslogs.RetentionDays{
+	1: awslogs.RetentionDays_ONE_DAY, 3: awslogs.RetentionDays_THREE_DAYS, 5: awslogs.RetentionDays_FIVE_DAYS,
+	7: awslogs.RetentionDays_ONE_WEEK, 14: awslogs.RetentionDays_TWO_WEEKS, 30: awslogs.RetentionDays_ONE_MONTH,
+	60: awslogs.RetentionDays_TWO_MONTHS, 90: awslogs.RetentionDays_THREE_MONTHS, 120: awslogs.RetentionDays_FOUR_MONTHS,
+	150: awslogs.RetentionDays_FIVE_MONTHS, 180: awslogs.RetentionDays_SIX_MONTHS, 365: awslogs.RetentionDays_ONE_YEAR,
+	400: awslogs.RetentionDays_THIRTEEN_MONTHS, 545: awslogs.RetentionDays_EIGHTEEN_MONTHS, 731: awslogs.RetentionDays_TWO_YEARS,
+	1096: awslogs.RetentionDays_THREE_YEARS, 1827: awslogs.RetentionDays_FIVE_YEARS, 2192: awslogs.RetentionDays_SIX_YEARS,
+	2557: awslogs.RetentionDays_SEVEN_YEARS, 2922: awslogs.RetentionDays_EIGHT_YEARS, 3288: awslogs.RetentionDays_NINE_YEARS,
+	3653: awslogs.RetentionDays_TEN_YEARS,
+}
+
+// roles creates the task role shared by the spoke-calling handlers and one
+// role for each other handler, each with only what its handler calls.
+func (h *Stack) roles(p config.Params) map[string]awsiam.Role {
+	lambdaPrincipal := awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil)
+	roles := map[string]awsiam.Role{}
+
+	h.TaskRole = awsiam.NewRole(h.Stack, jsii.String("PatchTaskRole"), &awsiam.RoleProps{
+		RoleName:    jsii.String(contract.HubTaskRoleName(p.Hub.NamePrefix)),
+		Description: jsii.String("Runs the ec2patch handlers that assume the spoke role"),
+		AssumedBy:   lambdaPrincipal,
+	})
+	// The spoke roles of exactly the plan's accounts: a run that targets an
+	// account outside the plan fails its assumption (AccessDenied, recorded
+	// as a FAILED target) until the account is added to the plan.
+	var spokeRoles []*string
+	for _, a := range p.SpokeAccounts() {
+		spokeRoles = append(spokeRoles, jsii.String(contract.SpokeRoleARN(*awscdk.Aws_PARTITION(), a, p.Spoke.RoleName)))
+	}
+	if len(spokeRoles) > 0 {
+		h.TaskRole.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("AssumeSpokeRoles"),
+			Actions:   jsii.Strings("sts:AssumeRole"),
+			Resources: &spokeRoles,
+		}))
+	}
+	h.Table.GrantReadWriteData(h.TaskRole)
+	h.Bucket.GrantRead(h.TaskRole, jsii.String("runs/*"))
+	h.Bucket.GrantReadWrite(h.TaskRole, jsii.String("ssm-output/*"))
+	for _, fn := range contract.SpokeFunctions() {
+		roles[fn.Name] = h.TaskRole
+	}
+
+	own := func(fn contract.Function) awsiam.Role {
+		r := awsiam.NewRole(h.Stack, jsii.String(fn.Name+"Role"), &awsiam.RoleProps{
+			Description: jsii.String("Runs the ec2patch " + fn.Name + " handler"),
+			AssumedBy:   lambdaPrincipal,
+		})
+		roles[fn.Name] = r
+		return r
+	}
+	prepare := own(contract.PrepareRun)
+	h.Table.GrantReadWriteData(prepare)
+	h.Bucket.GrantReadWrite(prepare, jsii.String("runs/*")) // writes each wave's manifest
+
+	record := own(contract.RecordTargetFailure)
+	h.Table.GrantReadWriteData(record)
+
+	evaluate := own(contract.EvaluateWave)
+	h.Table.GrantReadWriteData(evaluate)
+	h.Bucket.GrantRead(evaluate, jsii.String("runs/*"))
+
+	report := own(contract.WriteRunReport)
+	h.Table.GrantReadWriteData(report)
+	h.Bucket.GrantRead(report, jsii.String("runs/*"))
+	h.Bucket.GrantReadWrite(report, jsii.String("reports/*"))
+	h.Topic.GrantPublish(report)
+	return roles
+}
+
+// functions creates one Lambda per contract.Functions entry.
+func (h *Stack) functions(p config.Params, codeDir string, logs map[string]awslogs.LogGroup, roles map[string]awsiam.Role) {
+	runDefaults := mustJSON(p.RunDefaults())
+	planWaves := mustJSON(p.Waves)
+	ttlDays := strconv.Itoa(p.Hub.RecordRetentionDays)
+	spokeEnv := map[string]*string{
+		contract.EnvTable:          h.Table.TableName(),
+		contract.EnvBucket:         h.Bucket.BucketName(),
+		contract.EnvSpokeRoleName:  jsii.String(p.Spoke.RoleName),
+		contract.EnvExternalID:     jsii.String(p.Hub.CrossAccountExternalID),
+		contract.EnvCommandTimeout: jsii.String(strconv.Itoa(p.Hub.CommandTimeoutSeconds)),
+		contract.EnvRecordTTLDays:  jsii.String(ttlDays),
+	}
+	env := map[string]map[string]*string{
+		contract.PrepareRun.Name: {
+			contract.EnvTable:         h.Table.TableName(),
+			contract.EnvBucket:        h.Bucket.BucketName(),
+			contract.EnvRunDefaults:   jsii.String(runDefaults),
+			contract.EnvPlanWaves:     jsii.String(planWaves),
+			contract.EnvRecordTTLDays: jsii.String(ttlDays),
+		},
+		contract.RecordTargetFailure.Name: {
+			contract.EnvTable:         h.Table.TableName(),
+			contract.EnvRecordTTLDays: jsii.String(ttlDays),
+		},
+		contract.EvaluateWave.Name: {
+			contract.EnvTable:         h.Table.TableName(),
+			contract.EnvBucket:        h.Bucket.BucketName(),
+			contract.EnvRecordTTLDays: jsii.String(ttlDays),
+		},
+		contract.WriteRunReport.Name: {
+			contract.EnvTable:         h.Table.TableName(),
+			contract.EnvBucket:        h.Bucket.BucketName(),
+			contract.EnvTopicARN:      h.Topic.TopicArn(),
+			contract.EnvRecordTTLDays: jsii.String(ttlDays),
+		},
+	}
+	for _, fn := range contract.SpokeFunctions() {
+		env[fn.Name] = spokeEnv
+	}
+
+	var artifacts awss3.IBucket
+	if p.Hub.ArtifactBucket != "" {
+		artifacts = awss3.Bucket_FromBucketName(h.Stack, jsii.String("ArtifactBucket"), jsii.String(p.Hub.ArtifactBucket))
+	}
+	for _, fn := range contract.Functions() {
+		vars := map[string]*string{contract.EnvHandler: jsii.String(fn.Dir)}
+		for k, v := range env[fn.Name] {
+			vars[k] = v
+		}
+		h.Functions[fn.Name] = awslambda.NewFunction(h.Stack, jsii.String(fn.Name), &awslambda.FunctionProps{
+			Description:  jsii.String("ec2patch " + fn.Name),
+			Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
+			Architecture: awslambda.Architecture_ARM_64(),
+			Handler:      jsii.String("bootstrap"),
+			Code:         code(artifacts, p.Hub.ArtifactKey, codeDir, fn),
+			MemorySize:   jsii.Number(256),
+			Timeout:      awscdk.Duration_Seconds(jsii.Number(fn.Timeout.Seconds())),
+			Environment:  &vars,
+			Role:         roles[fn.Name],
+			LogGroup:     logs[fn.Name],
+		})
+	}
+}
+
+// code is a handler's deployment package: <artifact_key>/<dir>.zip in the
+// artifact bucket when one is configured (artifact_key is a key prefix, one
+// zip per handler under it), otherwise the directory <codeDir>/<dir> that
+// `make build` fills with the handler's bootstrap.
+func code(artifacts awss3.IBucket, artifactKey, codeDir string, fn contract.Function) awslambda.Code {
+	if artifacts != nil {
+		return awslambda.Code_FromBucket(artifacts, jsii.String(artifactKey+"/"+fn.Dir+".zip"), nil)
+	}
+	return awslambda.Code_FromAsset(jsii.String(filepath.Join(codeDir, fn.Dir)), nil)
+}
+
+func mustJSON(v any) string {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("hub: %v", err))
+	}
+	return string(data)
+}
+
+func (h *Stack) outputs() {
+	out := func(key string, value *string, desc string) {
+		awscdk.NewCfnOutput(h.Stack, jsii.String(key), &awscdk.CfnOutputProps{Value: value, Description: jsii.String(desc)})
+	}
+	out(contract.OutputOrchestratorARN, h.StateMachine.Orchestrator.StateMachineArn(), "Start a patch run here")
+	out(contract.OutputTableName, h.Table.TableName(), "State table: runs, waves, targets")
+	out(contract.OutputBucketName, h.Bucket.BucketName(), "Manifests, SSM command output and run reports")
+	out(contract.OutputTopicARN, h.Topic.TopicArn(), "Run notifications")
+	out(contract.OutputTaskRoleARN, h.TaskRole.RoleArn(), "The role every spoke trusts")
+}
+
+func (h *Stack) suppressions() {
+	nag := func(id, reason string) *cdknag.NagPackSuppression {
+		return &cdknag.NagPackSuppression{Id: jsii.String(id), Reason: jsii.String(reason)}
+	}
+	cdknag.NagSuppressions_AddResourceSuppressions(h.Bucket, &[]*cdknag.NagPackSuppression{
+		nag("AwsSolutions-S1", "Only the hub's own roles and SSM write here; object-level access is audited "+
+			"with CloudTrail data events, and a log bucket would need its own log bucket"),
+	}, jsii.Bool(false))
+	cdknag.NagSuppressions_AddStackSuppressions(h.Stack, &[]*cdknag.NagPackSuppression{
+		nag("AwsSolutions-SF2", "X-Ray is excluded by requirement: the product ships pure CloudFormation without X-Ray"),
+		nag("AwsSolutions-IAM5", "Wildcards come from CDK grant methods scoped to this stack's table, bucket "+
+			"prefixes and key (action groups such as s3:GetObject*, kms:GenerateDataKey*, the table's index/*), "+
+			"from lambda:InvokeFunction on the functions' versions (:*), and from CloudWatch Logs delivery "+
+			"actions, which support no resource-level permissions"),
+	}, jsii.Bool(true))
+}

@@ -1,0 +1,401 @@
+package patchwave_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/ec2patch/ec2patch/constructs/patchwave"
+	"github.com/ec2patch/ec2patch/internal/contract"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/orchestrator.asl.json")
+
+const goldenFile = "testdata/orchestrator.asl.json"
+
+// synthesized is the one synthesis this test binary makes: the state
+// machine in a stack of its own, with imported functions and bucket so every
+// ARN in the definition is a stable literal.
+type synthesized struct {
+	template   map[string]any
+	definition map[string]any // resolved orchestrator definition
+	asl        []byte         // the same, indented
+}
+
+var shared *synthesized
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	var err error
+	shared, err = synth()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "synthesizing the test stack:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	jsii.Close()
+	os.Exit(code)
+}
+
+func synth() (s *synthesized, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]any{"aws:cdk:bundling-stacks": []any{}}})
+	stack := awscdk.NewStack(app, jsii.String("TestStack"), &awscdk.StackProps{
+		Env: &awscdk.Environment{Account: jsii.String("123456789012"), Region: jsii.String("us-east-1")},
+	})
+	fns := map[string]awslambda.IFunction{}
+	for _, fn := range contract.Functions() {
+		fns[fn.Name] = awslambda.Function_FromFunctionArn(stack, jsii.String(fn.Name),
+			jsii.String("arn:aws:lambda:us-east-1:123456789012:function:"+fn.Name))
+	}
+	patchwave.NewStateMachine(stack, "PatchWaveStateMachine", &patchwave.Props{
+		Functions: fns,
+		Bucket:    awss3.Bucket_FromBucketName(stack, jsii.String("Bucket"), jsii.String("hub-bucket")),
+		LogGroup:  awslogs.NewLogGroup(stack, jsii.String("Logs"), nil),
+	})
+	tmpl := assertions.Template_FromStack(stack, nil)
+	s = &synthesized{template: toMap((*tmpl.ToJSON()))}
+	for _, r := range resourcesOfType(s.template, "AWS::StepFunctions::StateMachine") {
+		def, err := resolveDefinition(r["Properties"].(map[string]any)["DefinitionString"])
+		if err != nil {
+			return nil, err
+		}
+		s.definition = def
+	}
+	if s.definition == nil {
+		return nil, fmt.Errorf("no state machine in the template")
+	}
+	s.asl, err = json.MarshalIndent(s.definition, "", "  ")
+	return s, err
+}
+
+func toMap(v map[string]interface{}) map[string]any {
+	data, _ := json.Marshal(v)
+	var m map[string]any
+	_ = json.Unmarshal(data, &m)
+	return m
+}
+
+func resourcesOfType(tmpl map[string]any, typ string) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for id, r := range tmpl["Resources"].(map[string]any) {
+		if res := r.(map[string]any); res["Type"] == typ {
+			out[id] = res
+		}
+	}
+	return out
+}
+
+// resolveDefinition joins a DefinitionString, replacing each token by a
+// stable placeholder: ${LogicalID} for a Ref, ${LogicalID.Attr} for a GetAtt,
+// and "aws" for the partition.
+func resolveDefinition(v any) (map[string]any, error) {
+	var text string
+	switch d := v.(type) {
+	case string:
+		text = d
+	case map[string]any:
+		parts := d["Fn::Join"].([]any)[1].([]any)
+		var b strings.Builder
+		for _, p := range parts {
+			switch t := p.(type) {
+			case string:
+				b.WriteString(t)
+			case map[string]any:
+				switch {
+				case t["Ref"] == "AWS::Partition":
+					b.WriteString("aws")
+				case t["Ref"] != nil:
+					fmt.Fprintf(&b, "${%s}", t["Ref"])
+				case t["Fn::GetAtt"] != nil:
+					ga := t["Fn::GetAtt"].([]any)
+					fmt.Fprintf(&b, "${%s.%s}", ga[0], ga[1])
+				default:
+					return nil, fmt.Errorf("unexpected token %v", t)
+				}
+			}
+		}
+		text = b.String()
+	}
+	var def map[string]any
+	if err := json.Unmarshal([]byte(text), &def); err != nil {
+		return nil, fmt.Errorf("resolved definition is not JSON: %w", err)
+	}
+	return def, nil
+}
+
+func states(def map[string]any) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for name, s := range def["States"].(map[string]any) {
+		out[name] = s.(map[string]any)
+	}
+	return out
+}
+
+func processor(t *testing.T) map[string]any {
+	t.Helper()
+	m := states(shared.definition)[contract.StatePatchTargets]
+	if m == nil {
+		t.Fatalf("no %s state", contract.StatePatchTargets)
+	}
+	return m["ItemProcessor"].(map[string]any)
+}
+
+func jsonFields(v any) []string {
+	var out []string
+	typ := reflect.TypeOf(v)
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		if f.Anonymous {
+			out = append(out, jsonFields(reflect.New(f.Type).Elem().Interface())...)
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func parameterKeys(state map[string]any) []string {
+	var out []string
+	for k := range state["Parameters"].(map[string]any) {
+		out = append(out, strings.TrimSuffix(k, ".$"))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestOrchestratorDefinition(t *testing.T) {
+	t.Run("orchestrator ASL matches the golden file", func(t *testing.T) {
+		if *update {
+			if err := os.WriteFile(goldenFile, append(shared.asl, '\n'), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(goldenFile)
+		if err != nil {
+			t.Fatalf("%v (run go test -update to create it)", err)
+		}
+		if !bytes.Equal(bytes.TrimSpace(want), bytes.TrimSpace(shared.asl)) {
+			t.Errorf("definition differs from %s; if the change is intended, run go test ./constructs/patchwave -update\n%s", goldenFile, shared.asl)
+		}
+	})
+
+	t.Run("definition passes asl-validator", func(t *testing.T) {
+		validator := aslValidator(t)
+		file := filepath.Join(t.TempDir(), "orchestrator.asl.json")
+		if err := os.WriteFile(file, shared.asl, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(validator, "--json-path", file).CombinedOutput()
+		if err != nil {
+			t.Fatalf("asl-validator: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("state machine logs ALL to CloudWatch Logs", func(t *testing.T) {
+		for _, r := range resourcesOfType(shared.template, "AWS::StepFunctions::StateMachine") {
+			props := r["Properties"].(map[string]any)
+			logging, _ := props["LoggingConfiguration"].(map[string]any)
+			if logging["Level"] != "ALL" || logging["IncludeExecutionData"] != true {
+				t.Errorf("LoggingConfiguration = %v, want Level ALL with execution data", logging)
+			}
+			if dest, _ := logging["Destinations"].([]any); len(dest) != 1 {
+				t.Errorf("log destinations = %v, want the one log group", logging["Destinations"])
+			}
+			if props["StateMachineType"] != "STANDARD" {
+				t.Errorf("type = %v, want STANDARD", props["StateMachineType"])
+			}
+			if tr, ok := props["TracingConfiguration"].(map[string]any); ok && tr["Enabled"] == true {
+				t.Error("tracing is on; X-Ray is excluded")
+			}
+		}
+	})
+
+	t.Run("every PatchTarget Task has a Retry and a Catch", func(t *testing.T) {
+		tasks := 0
+		for name, s := range states(processor(t)) {
+			if s["Type"] != "Task" {
+				continue
+			}
+			tasks++
+			retry, _ := s["Retry"].([]any)
+			var retried []string
+			for _, r := range retry {
+				for _, e := range r.(map[string]any)["ErrorEquals"].([]any) {
+					retried = append(retried, e.(string))
+				}
+			}
+			for _, e := range append(contract.RetryableErrors(), contract.LambdaServiceErrors()...) {
+				if !slices.Contains(retried, e) {
+					t.Errorf("%s does not retry %s", name, e)
+				}
+			}
+			catch, _ := s["Catch"].([]any)
+			if name == contract.StateRecordFailure {
+				if len(catch) != 0 {
+					t.Errorf("%s has a Catch; it must fail the map loudly", name)
+				}
+				continue
+			}
+			if len(catch) != 1 {
+				t.Fatalf("%s has %d Catch clauses, want 1", name, len(catch))
+			}
+			c := catch[0].(map[string]any)
+			if !reflect.DeepEqual(c["ErrorEquals"], []any{"States.ALL"}) || c["Next"] != contract.StateRecordFailure || c["ResultPath"] != contract.PathError {
+				t.Errorf("%s Catch = %v, want States.ALL at %s to %s", name, c, contract.PathError, contract.StateRecordFailure)
+			}
+		}
+		if tasks != 5 {
+			t.Errorf("PatchTarget has %d Tasks, want 5", tasks)
+		}
+	})
+
+	t.Run("item selector builds exactly contract.TargetInput", func(t *testing.T) {
+		m := states(shared.definition)[contract.StatePatchTargets]
+		sel := m["ItemSelector"].(map[string]any)
+		var keys []string
+		for _, f := range contract.TargetInputFields() {
+			if got := sel[f.Field+".$"]; got != f.Path {
+				t.Errorf("ItemSelector %s = %v, want %s", f.Field, got, f.Path)
+			}
+		}
+		for k := range sel {
+			keys = append(keys, strings.TrimSuffix(k, ".$"))
+		}
+		sort.Strings(keys)
+		if want := jsonFields(contract.TargetInput{}); !slices.Equal(keys, want) {
+			t.Errorf("ItemSelector fields = %v, want TargetInput's %v", keys, want)
+		}
+	})
+
+	t.Run("distributed map reads the wave manifest from S3", func(t *testing.T) {
+		m := states(shared.definition)[contract.StatePatchTargets]
+		pc := processor(t)["ProcessorConfig"].(map[string]any)
+		if pc["Mode"] != "DISTRIBUTED" || pc["ExecutionType"] != "STANDARD" {
+			t.Errorf("ProcessorConfig = %v", pc)
+		}
+		reader := m["ItemReader"].(map[string]any)
+		params := reader["Parameters"].(map[string]any)
+		if params["Bucket"] != "hub-bucket" || params["Key.$"] != "$.wave.targetsKey" {
+			t.Errorf("ItemReader parameters = %v", params)
+		}
+		if m["MaxConcurrencyPath"] != "$.wave.maxConcurrency" || m["ResultPath"] != nil {
+			t.Errorf("MaxConcurrencyPath = %v, ResultPath = %v", m["MaxConcurrencyPath"], m["ResultPath"])
+		}
+		for _, forbidden := range []string{"ResultWriter", "ToleratedFailurePercentage", "ItemsPath"} {
+			if _, ok := m[forbidden]; ok {
+				t.Errorf("map has %s", forbidden)
+			}
+		}
+	})
+
+	t.Run("task payloads are the contract's request types", func(t *testing.T) {
+		all := states(shared.definition)
+		for name, s := range states(processor(t)) {
+			all[name] = s
+		}
+		for state, want := range map[string]any{
+			contract.StatePrepareRun:     contract.PrepareRequest{},
+			contract.StateEvaluateWave:   contract.EvaluateRequest{},
+			contract.StateWriteRunReport: contract.ReportRequest{},
+			contract.StatePollCommand:    contract.PollRequest{},
+		} {
+			if got, w := parameterKeys(all[state]), jsonFields(want); !slices.Equal(got, w) {
+				t.Errorf("%s payload fields = %v, want %v", state, got, w)
+			}
+		}
+		for _, whole := range []string{contract.StateInventory, contract.StateSendCommand, contract.StateVerify, contract.StateRecordFailure} {
+			if _, ok := all[whole]["Parameters"]; ok {
+				t.Errorf("%s has Parameters; it must receive the whole state", whole)
+			}
+		}
+		data, _ := json.Marshal(all[contract.StateStartPolling]["Result"])
+		var start contract.PollResult
+		if err := contract.DecodeStrict(data, &start); err != nil || start != contract.PollStart() {
+			t.Errorf("StartPolling result = %s (%v), want contract.PollStart()", data, err)
+		}
+	})
+
+	t.Run("no JSONata", func(t *testing.T) {
+		if strings.Contains(string(shared.asl), "JSONata") || strings.Contains(string(shared.asl), "{%") {
+			t.Error("the definition uses JSONata")
+		}
+		if ql, ok := shared.definition["QueryLanguage"]; ok && ql != "JSONPath" {
+			t.Errorf("QueryLanguage = %v", ql)
+		}
+	})
+
+	t.Run("every state name is a contract constant", func(t *testing.T) {
+		known := []string{contract.StatePrepareRun, contract.StateSelectWave, contract.StatePatchTargets,
+			contract.StateEvaluateWave, contract.StateAbortCheck, contract.StateAdvanceWave, contract.StateMoreWaves,
+			contract.StateWavePause, contract.StateWriteRunReport, contract.StateRunDone, contract.StateInventory,
+			contract.StateHasInstances, contract.StateSendCommand, contract.StateStartPolling, contract.StatePollWait,
+			contract.StatePollCommand, contract.StateCommandDone, contract.StateVerify, contract.StateRecordFailure,
+			contract.StateTargetSucceeded}
+		var got []string
+		for name := range states(shared.definition) {
+			got = append(got, name)
+		}
+		for name := range states(processor(t)) {
+			got = append(got, name)
+		}
+		sort.Strings(got)
+		slices.Sort(known)
+		if !slices.Equal(got, known) {
+			t.Errorf("states = %v, want %v", got, known)
+		}
+	})
+}
+
+// aslValidator finds the asl-validator binary: $EC2PATCH_ASL_VALIDATOR, or
+// tools/node_modules/.bin under the module root.
+func aslValidator(t *testing.T) string {
+	t.Helper()
+	if v := os.Getenv("EC2PATCH_ASL_VALIDATOR"); v != "" {
+		return v
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test directory")
+		}
+		dir = parent
+	}
+	bin := filepath.Join(dir, "tools", "node_modules", ".bin", "asl-validator")
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("asl-validator not found at %s (run make tools)", bin)
+		}
+		t.Skipf("asl-validator not found at %s; run make tools", bin)
+	}
+	return bin
+}
