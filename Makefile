@@ -62,6 +62,7 @@ synth: build $(NODE_BIN)/.stamp
 test: tools build-host
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...
+	$(MAKE) lint-templates
 
 ## lint-templates: cfn-lint on every synthesized template of every environment.
 lint-templates: build $(NODE_BIN)/.stamp $(VENV)/.stamp

@@ -1,0 +1,45 @@
+// Command pre-ec2-inventory is the PreEC2Inventory Lambda: it finds the
+// instances of one account-region that match the wave's tag filters and
+// splits them into patchable and skipped (with the reason).
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/ec2patch/ec2patch/internal/contract"
+	"github.com/ec2patch/ec2patch/lambdas/internal/awsx"
+	"github.com/ec2patch/ec2patch/lambdas/internal/fleet"
+	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
+	"github.com/ec2patch/ec2patch/lambdas/internal/spoke"
+)
+
+type config struct {
+	roleName   string
+	externalID string
+}
+
+func main() {
+	env := &awsx.Env{}
+	c := config{
+		roleName:   env.StringOr(contract.EnvSpokeRoleName, contract.DefaultSpokeRoleName),
+		externalID: env.String(contract.EnvExternalID),
+	}
+	if err := env.Err(); err != nil {
+		awsx.Exit(contract.PreEC2Inventory.Dir, err)
+	}
+	cfg, err := awsx.LoadConfig(context.Background())
+	if err != nil {
+		awsx.Exit(contract.PreEC2Inventory.Dir, err)
+	}
+	sess := spoke.NewSession(cfg, sts.NewFromConfig(cfg), c.roleName, c.externalID)
+	h := &Handler{
+		EC2: spoke.FactoryFunc[instanceDescriber](func(t spoke.Target) instanceDescriber { return sess.EC2(t) }),
+		SSM: spoke.FactoryFunc[fleet.InstanceInformer](func(t spoke.Target) fleet.InstanceInformer { return sess.SSM(t) }),
+		Log: logx.New(os.Stdout),
+	}
+	lambda.StartHandlerFunc(h.Handle)
+}

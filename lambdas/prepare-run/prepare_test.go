@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/ec2patch/ec2patch/internal/contract"
+	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
+	"github.com/ec2patch/ec2patch/lambdas/internal/wiretest"
+)
+
+type bucket struct {
+	objects map[string]string
+	err     error
+}
+
+func (b *bucket) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	body, err := io.ReadAll(in.Body)
+	b.objects[*in.Bucket+"/"+*in.Key] = string(body)
+	return &s3.PutObjectOutput{}, err
+}
+
+type runs struct{ started []contract.Run }
+
+func (r *runs) StartRun(_ context.Context, run contract.Run) error {
+	r.started = append(r.started, run)
+	return nil
+}
+
+func newHandler(b *bucket, r *runs) *Handler {
+	return &Handler{
+		Defaults: contract.RunDefaults{PollIntervalSeconds: 15, MaxWaveConcurrency: 5, SSMMaxConcurrency: "10%",
+			SSMMaxErrors: "1%", CommandTimeoutSeconds: 3600, AbortOnIssues: true,
+			TagFilters: map[string]string{"PatchGroup": "default"}},
+		Plan:   []contract.WaveInput{{WaveID: "wave1-critical", Accounts: []string{"222222222222"}, Regions: []string{"us-east-1"}}},
+		Bucket: "hub-bucket", S3: b, Runs: r, Log: logx.New(io.Discard),
+	}
+}
+
+func TestPrepareWritesManifestsAndRunRecord(t *testing.T) {
+	b, r := &bucket{objects: map[string]string{}}, &runs{}
+	wiretest.Golden(t, newHandler(b, r).Handle, "prepare")
+	want := `[{"account":"111111111111","region":"us-east-1"},{"account":"111111111111","region":"eu-west-1"},` +
+		`{"account":"222222222222","region":"us-east-1"},{"account":"222222222222","region":"eu-west-1"}]`
+	if got := b.objects["hub-bucket/runs/2026-12-patch/targets/canary.json"]; got != want {
+		t.Errorf("canary manifest %s\nwant %s", got, want)
+	}
+	if len(b.objects) != 2 || len(r.started) != 1 || r.started[0].RunID != "2026-12-patch" {
+		t.Errorf("objects %v, runs started %v", b.objects, r.started)
+	}
+}
+
+func TestPrepareInvalidInputListsEveryProblem(t *testing.T) {
+	b, r := &bucket{objects: map[string]string{}}, &runs{}
+	msg := wiretest.WantError(t, newHandler(b, r).Handle, "prepare-invalid", contract.ErrInvalidRunInput)
+	for _, field := range []string{"operation", "waves[0].accounts[0]", "waves[0].regions[0]", "waves[1].ssmMaxErrors"} {
+		if !strings.Contains(msg, field+":") {
+			t.Errorf("message %q does not name %s", msg, field)
+		}
+	}
+	if len(b.objects) != 0 || len(r.started) != 0 {
+		t.Errorf("bad input wrote %v and %v", b.objects, r.started)
+	}
+}
+
+func TestPrepareManifestWriteFailure(t *testing.T) {
+	b := &bucket{err: errors.New("no such bucket")}
+	wiretest.WantError(t, newHandler(b, &runs{}).Handle, "prepare", contract.ErrStateStore)
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/ec2patch/ec2patch/internal/contract"
+	"github.com/ec2patch/ec2patch/lambdas/internal/fault"
+	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
+	"github.com/ec2patch/ec2patch/lambdas/internal/spoke"
+	"github.com/ec2patch/ec2patch/lambdas/internal/store"
+	"github.com/ec2patch/ec2patch/lambdas/internal/wiretest"
+)
+
+// journal records sends and command records in the order they happen.
+type journal struct {
+	events    []string
+	sends     []*ssm.SendCommandInput
+	recorded  []string // command IDs already on the target record
+	recordErr error
+}
+
+func (j *journal) SendCommand(_ context.Context, in *ssm.SendCommandInput, _ ...func(*ssm.Options)) (*ssm.SendCommandOutput, error) {
+	j.sends = append(j.sends, in)
+	id := fmt.Sprintf("cmd-%d", len(j.sends))
+	j.events = append(j.events, fmt.Sprintf("send %s (%d)", id, len(in.InstanceIds)))
+	return &ssm.SendCommandOutput{Command: &ssmtypes.Command{CommandId: aws.String(id)}}, nil
+}
+
+func (j *journal) Target(_ context.Context, k store.TargetKey) (store.Target, bool, error) {
+	if len(j.recorded) == 0 {
+		return store.Target{}, false, nil
+	}
+	return store.Target{Status: store.StatusSending, CommandIDs: j.recorded}, true, nil
+}
+
+func (j *journal) AppendCommand(_ context.Context, k store.TargetKey, id string) error {
+	if j.recordErr != nil {
+		return &fault.StoreFailure{Op: "record command " + id, Err: j.recordErr}
+	}
+	j.events = append(j.events, "record "+id+" on "+k.Account+"/"+k.Region)
+	return nil
+}
+
+func newHandler(j *journal) *Handler {
+	return &Handler{
+		SSM:     spoke.FactoryFunc[commandSender](func(spoke.Target) commandSender { return j }),
+		Records: j, Recorder: j,
+		Bucket: "hub-bucket", HubRegion: "eu-central-1", Log: logx.New(io.Discard),
+	}
+}
+
+func state(n int) contract.TargetState {
+	s := contract.TargetState{TargetInput: contract.TargetInput{RunID: "r1", WaveID: "w1", Account: "222222222222",
+		Region: "us-east-1", Operation: contract.OperationInstall, RebootOption: contract.RebootIfNeeded,
+		SSMMaxConcurrency: "10%", SSMMaxErrors: "1%"}, Inventory: &contract.InventoryResult{}}
+	for i := range n {
+		s.Inventory.InstanceIDs = append(s.Inventory.InstanceIDs, fmt.Sprintf("i-%03d", i))
+	}
+	s.Inventory.Matched, s.Inventory.TargetCount = n, n
+	return s
+}
+
+func TestSendBatchesAndRecordsEachCommandFirst(t *testing.T) {
+	j := &journal{}
+	out, err := newHandler(j).Handle(context.Background(), state(120))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"send cmd-1 (50)", "record cmd-1 on 222222222222/us-east-1",
+		"send cmd-2 (50)", "record cmd-2 on 222222222222/us-east-1",
+		"send cmd-3 (20)", "record cmd-3 on 222222222222/us-east-1",
+	}
+	if !reflect.DeepEqual(j.events, want) {
+		t.Errorf("events %q\nwant %q", j.events, want)
+	}
+	if !reflect.DeepEqual(out, contract.SendResult{CommandIDs: []string{"cmd-1", "cmd-2", "cmd-3"}}) {
+		t.Errorf("result %+v", out)
+	}
+	if got := j.sends[2].InstanceIds; got[0] != "i-100" || got[19] != "i-119" {
+		t.Errorf("third batch %v, want i-100..i-119", got)
+	}
+}
+
+func TestSendReusesRecordedCommands(t *testing.T) {
+	j := &journal{recorded: []string{"cmd-a", "cmd-b"}}
+	wiretest.Golden(t, newHandler(j).Handle, "send-reused")
+	if len(j.sends) != 0 {
+		t.Errorf("%d SendCommand calls, want 0: a retry never sends twice", len(j.sends))
+	}
+}
+
+func TestSendWire(t *testing.T) {
+	j := &journal{}
+	wiretest.Golden(t, newHandler(j).Handle, "send")
+	in := j.sends[0]
+	want := &ssm.SendCommandInput{
+		DocumentName:       aws.String("AWS-RunPatchBaseline"),
+		InstanceIds:        []string{"i-0a", "i-0b"},
+		Parameters:         map[string][]string{"Operation": {"Scan"}, "RebootOption": {"NoReboot"}},
+		MaxConcurrency:     aws.String("10%"),
+		MaxErrors:          aws.String("1%"),
+		OutputS3BucketName: aws.String("hub-bucket"),
+		OutputS3KeyPrefix:  aws.String("ssm-output/2026-12-patch/222222222222/us-east-1"),
+		OutputS3Region:     aws.String("eu-central-1"),
+		Comment:            aws.String("ec2patch run 2026-12-patch wave canary"),
+	}
+	if !reflect.DeepEqual(in, want) {
+		t.Errorf("SendCommand input\n%+v\nwant\n%+v", in, want)
+	}
+}
+
+func TestSendStopsWhenTheRecordFails(t *testing.T) {
+	j := &journal{recordErr: errors.New("table unavailable")}
+	_, err := newHandler(j).Handle(context.Background(), state(120))
+	if name := wiretest.ErrorType(err); name != contract.ErrStateStore {
+		t.Fatalf("error %s (%v), want %s", name, err, contract.ErrStateStore)
+	}
+	if len(j.sends) != 1 {
+		t.Errorf("%d sends, want 1: no batch goes out before the previous one is recorded", len(j.sends))
+	}
+}
+
+func TestCommentIsCut(t *testing.T) {
+	s := state(1)
+	s.RunID = string(make([]byte, 64))
+	s.WaveID = string(make([]byte, 64))
+	if c := newHandler(&journal{}).input(s, nil).Comment; len(*c) != maxComment {
+		t.Errorf("comment of %d chars, want %d", len(*c), maxComment)
+	}
+}

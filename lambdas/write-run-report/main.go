@@ -1,0 +1,39 @@
+// Command write-run-report is the WriteRunReport Lambda: it assembles the run
+// report from the run's records, writes it to S3 as JSON and CSV, and
+// records the run's final status.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/ec2patch/ec2patch/internal/contract"
+	"github.com/ec2patch/ec2patch/lambdas/internal/awsx"
+	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
+	"github.com/ec2patch/ec2patch/lambdas/internal/store"
+)
+
+type config struct {
+	table   string
+	bucket  string
+	ttlDays int
+}
+
+func main() {
+	env := &awsx.Env{}
+	c := config{table: env.String(contract.EnvTable), bucket: env.String(contract.EnvBucket),
+		ttlDays: env.PositiveInt(contract.EnvRecordTTLDays)}
+	if err := env.Err(); err != nil {
+		awsx.Exit(contract.WriteRunReport.Dir, err)
+	}
+	cfg, err := awsx.LoadConfig(context.Background())
+	if err != nil {
+		awsx.Exit(contract.WriteRunReport.Dir, err)
+	}
+	st := store.New(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil)
+	h := &Handler{Records: st, Runs: st, S3: awsx.NewS3(cfg), Bucket: c.bucket, Log: logx.New(os.Stdout)}
+	lambda.StartHandlerFunc(h.Handle)
+}
