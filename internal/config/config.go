@@ -50,6 +50,7 @@ type HubParams struct {
 	DefaultTagFilters       map[string]string `json:"default_tag_filters"`
 	ReportRetentionDays     int               `json:"report_retention_days"`
 	RecordRetentionDays     int               `json:"record_retention_days"`
+	ApprovalTimeoutMinutes  int               `json:"approval_timeout_minutes"`
 }
 
 // SpokeParams are the seed's spoke stack parameters.
@@ -71,6 +72,7 @@ func (p Params) RunDefaults() contract.RunDefaults {
 		CommandTimeoutSeconds:   p.Hub.CommandTimeoutSeconds,
 		FailureThresholdPercent: p.Hub.FailureThresholdPercent,
 		TagFilters:              p.Hub.DefaultTagFilters,
+		ApprovalTimeoutSeconds:  p.Hub.ApprovalTimeoutMinutes * 60,
 	}
 }
 
@@ -218,6 +220,9 @@ func (p Params) Validate() []string {
 	contract.ValidateTagFilters(&pr, "hub.default_tag_filters", h.DefaultTagFilters)
 	if h.ReportRetentionDays < 1 {
 		pr.Addf("hub.report_retention_days", "%d must be at least 1", h.ReportRetentionDays)
+	}
+	if h.ApprovalTimeoutMinutes < 1 || h.ApprovalTimeoutMinutes > contract.MaxApprovalTimeout/60 {
+		pr.Addf("hub.approval_timeout_minutes", "%d must be from 1 to %d", h.ApprovalTimeoutMinutes, contract.MaxApprovalTimeout/60)
 	}
 	if h.RecordRetentionDays < 1 {
 		pr.Addf("hub.record_retention_days", "%d must be at least 1", h.RecordRetentionDays)

@@ -21,12 +21,22 @@ var (
 	RecordTargetFailure = Function{Name: "RecordTargetFailure", Dir: "record-target-failure", Timeout: time.Minute}
 	EvaluateWave        = Function{Name: "EvaluateWave", Dir: "evaluate-wave", Timeout: 2 * time.Minute}
 	WriteRunReport      = Function{Name: "WriteRunReport", Dir: "write-run-report", Timeout: 5 * time.Minute}
+	SendApprovalRequest = Function{Name: "SendApprovalRequest", Dir: "send-approval-request", Timeout: time.Minute}
+	ApprovalCallback    = Function{Name: "ApprovalCallback", Dir: "approval-callback", Timeout: time.Minute}
+	CheckHaltAlarms     = Function{Name: "CheckHaltAlarms", Dir: "check-halt-alarms", Timeout: time.Minute}
 )
 
-// Functions lists every handler, in the order a run first calls them.
+// Functions lists every handler.
 func Functions() []Function {
-	return []Function{PrepareRun, PreEC2Inventory, SendSsmCommand, PollSsmCommand,
-		PostEC2Verify, RecordTargetFailure, EvaluateWave, WriteRunReport}
+	return append(StateMachineFunctions(), ApprovalCallback)
+}
+
+// StateMachineFunctions lists the handlers the PatchOrchestrator invokes,
+// in the order a run first calls them. ApprovalCallback is not one of them:
+// the approval API invokes it.
+func StateMachineFunctions() []Function {
+	return []Function{PrepareRun, CheckHaltAlarms, SendApprovalRequest, PreEC2Inventory,
+		SendSsmCommand, PollSsmCommand, PostEC2Verify, RecordTargetFailure, EvaluateWave, WriteRunReport}
 }
 
 // SpokeFunctions are the handlers that assume the spoke role; they share the
@@ -47,6 +57,8 @@ const (
 	EnvRecordTTLDays  = "EC2PATCH_RECORD_TTL_DAYS" // days a run's DynamoDB records are kept
 	EnvPlanWaves      = "EC2PATCH_PLAN_WAVES"      // JSON []WaveInput: the configured wave plan
 	EnvCommandTimeout = "EC2PATCH_COMMAND_TIMEOUT" // seconds an SSM command may run (executionTimeout)
+	EnvApprovalURL    = "EC2PATCH_APPROVAL_URL"    // base URL of the approval API; links are <url>/<approvalId>?...
+	EnvSigningSecret  = "EC2PATCH_SIGNING_SECRET"  // ARN of the Secrets Manager secret that signs approval links
 )
 
 // Defaults of the spoke side.
@@ -87,6 +99,23 @@ const (
 	StateWriteRunReport = "WriteRunReport"
 	StateRunDone        = "RunDone"
 
+	// Gates before and after a wave.
+	StateAlarmsBefore     = "CheckAlarmsBeforeWave" // CheckHaltAlarms, phase "before"
+	StateAlarmsClear      = "AlarmsClear"           // Choice on $.alarms.firing
+	StateHaltedByAlarm    = "HaltedByAlarm"         // Pass: verdict ABORTED with the alarm, halt
+	StateApprovalRequired = "ApprovalRequired"      // Choice on $.wave.approval
+	StatePreviewWave      = "PreviewWave"           // distributed map: inventory only, recorded as PREVIEW
+	StatePreviewInventory = "PreviewInventory"      // PreEC2Inventory with preview: true
+	StateRequestApproval  = "SendApprovalRequest"   // waitForTaskToken
+	StateApprovalRejected = "ApprovalRejected"      // Pass: verdict REJECTED, halt
+	StateAlarmsAfter      = "CheckAlarmsAfterWave"  // CheckHaltAlarms, phase "after", before EvaluateWave
+	// A halt alarm check that fails (after retries) counts as a firing alarm.
+	StateAlarmCheckFailedBefore = "AlarmCheckFailedBeforeWave"
+	StateAlarmCheckFailedAfter  = "AlarmCheckFailedAfterWave"
+	StateHasAlarmsBefore        = "HasHaltAlarmsBefore" // Choice: does the wave list halt alarms? (before it)
+	StateHasAlarmsAfter         = "HasHaltAlarmsAfter"  // Choice: does the wave list halt alarms? (after it)
+	StatePreviewFailed          = "PreviewFailed"       // Pass: one target's preview failed; the preview goes on
+
 	// PatchTarget (the distributed map's item processor).
 	StateInventory       = "PreEC2Inventory"
 	StateHasInstances    = "HasInstances"
@@ -98,6 +127,7 @@ const (
 	StateVerify          = "PostEC2Verify"
 	StateRecordFailure   = "RecordTargetFailure"
 	StateTargetSucceeded = "TargetDone"
+	StateAlreadyDone     = "AlreadyRecorded" // Choice branch: a re-run skips a target with a final result
 )
 
 // Error names a handler returns as errorType. Each is the name of a Go type in
@@ -109,11 +139,15 @@ const (
 	ErrAccessDenied    = "AccessDenied"    // role missing, trust or ExternalId wrong: record, do not retry
 	ErrTargetFailed    = "TargetFailed"    // the target cannot be patched for a stated reason
 	ErrStateStore      = "StateStoreError" // DynamoDB or S3 refused a write: fail loudly
+	ErrTargetBusy      = "TargetBusy"      // another execution is sending to this target right now: retry
+	// ErrApprovalRejected is the error ApprovalCallback sends with
+	// SendTaskFailure when an approver rejects a wave.
+	ErrApprovalRejected = "ApprovalRejected"
 )
 
 // RetryableErrors are the errors every Task retries, in addition to Lambda's
 // own transient service errors.
-func RetryableErrors() []string { return []string{ErrThrottled, ErrTransient} }
+func RetryableErrors() []string { return []string{ErrThrottled, ErrTransient, ErrTargetBusy} }
 
 // LambdaServiceErrors are the Lambda service's transient errors that every
 // LambdaInvoke task retries.
@@ -130,6 +164,7 @@ const (
 	OutputBucketName      = "ReportBucketName"
 	OutputTopicARN        = "NotificationTopicArn"
 	OutputTaskRoleARN     = "PatchTaskRoleArn"
+	OutputApprovalURL     = "ApprovalApiUrl" // base URL of approval links (EnvApprovalURL)
 )
 
 // Stack names per environment.

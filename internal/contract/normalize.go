@@ -148,6 +148,13 @@ func Normalize(raw []byte, d RunDefaults, plan []WaveInput, executionName, start
 			p.Addf("pollIntervalSeconds", "%d must be from 1 to %d", run.PollIntervalSeconds, MaxPollInterval)
 		}
 	}
+	run.ApprovalTimeoutSeconds = d.ApprovalTimeoutSeconds
+	if in.ApprovalTimeoutSeconds != nil {
+		run.ApprovalTimeoutSeconds = *in.ApprovalTimeoutSeconds
+		if run.ApprovalTimeoutSeconds < 1 || run.ApprovalTimeoutSeconds > MaxApprovalTimeout {
+			p.Addf("approvalTimeoutSeconds", "%d must be from 1 to %d", run.ApprovalTimeoutSeconds, MaxApprovalTimeout)
+		}
+	}
 	if run.PollIntervalSeconds >= 1 {
 		run.MaxPollAttempts = (d.CommandTimeoutSeconds+run.PollIntervalSeconds-1)/run.PollIntervalSeconds + 2
 	}
@@ -205,6 +212,7 @@ func selectWaves(p *Problems, in RunInput, plan []WaveInput) ([]WaveInput, strin
 				w.Approval, w.MaxConcurrency = pw.Approval, pw.MaxConcurrency
 				w.SSMMaxConcurrency, w.SSMMaxErrors = pw.SSMMaxConcurrency, pw.SSMMaxErrors
 				w.FailureThresholdPercent = pw.FailureThresholdPercent
+				w.HaltAlarms = pw.HaltAlarms
 				if w.TagFilters == nil {
 					w.TagFilters = pw.TagFilters
 				}
@@ -225,6 +233,7 @@ func applyWaveDefaults(i int, w WaveInput, d RunDefaults) Wave {
 		SSMMaxConcurrency: d.SSMMaxConcurrency, SSMMaxErrors: d.SSMMaxErrors,
 		FailureThresholdPercent: d.FailureThresholdPercent,
 		TargetCount:             len(w.Accounts) * len(w.Regions),
+		HaltAlarms:              append([]string{}, w.HaltAlarms...),
 	}
 	if nw.TagFilters == nil {
 		nw.TagFilters = d.TagFilters

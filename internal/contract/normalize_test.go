@@ -16,6 +16,7 @@ func defaults() contract.RunDefaults {
 		PollIntervalSeconds: 15, WavePauseSeconds: 0, AbortOnIssues: true, MaxWaveConcurrency: 5,
 		SSMMaxConcurrency: "10%", SSMMaxErrors: "1%", CommandTimeoutSeconds: 3600,
 		FailureThresholdPercent: 0, TagFilters: map[string]string{"PatchGroup": "default"},
+		ApprovalTimeoutSeconds: 3600,
 	}
 }
 
@@ -72,6 +73,18 @@ func TestNormalizeFullForm(t *testing.T) {
 	assert.Equal(t, map[string]string{"PatchGroup": "canary"}, w.TagFilters)
 	assert.Equal(t, 4, w.TargetCount)
 	assert.Equal(t, 1, run.WaveCount)
+	assert.Equal(t, 3600, run.ApprovalTimeoutSeconds)
+	assert.Equal(t, []string{}, w.HaltAlarms, "no halt alarms is an empty list, never null")
+}
+
+func TestNormalizeGates(t *testing.T) {
+	raw := `{"approvalTimeoutSeconds": 5, "waves": [{"waveId": "w", "accounts": ["111111111111"], "regions": ["us-east-1"],
+	  "approval": true, "haltAlarms": ["payments-5xx", "fleet-health"]}]}`
+	run, err := contract.Normalize([]byte(raw), defaults(), plan(), "x", "t0")
+	require.NoError(t, err)
+	assert.Equal(t, 5, run.ApprovalTimeoutSeconds)
+	assert.True(t, run.Waves[0].Approval)
+	assert.Equal(t, []string{"payments-5xx", "fleet-health"}, run.Waves[0].HaltAlarms)
 }
 
 func TestNormalizeDryRunScansAndNeverReboots(t *testing.T) {
@@ -155,6 +168,10 @@ func TestNormalizeRejects(t *testing.T) {
 		{"empty wave", `{"waves": [{"waveId": "w", "accounts": [], "regions": []}]}`, "waves[0].accounts"},
 		{"both forms", `{"waveId": "x", "waves": [{"waveId": "w", "accounts": ["111111111111"], "regions": ["us-east-1"]}]}`, "waves: give either"},
 		{"unknown planned wave", `{"waveId": "nope"}`, "waveId"},
+		{"zero approval timeout", `{"approvalTimeoutSeconds": 0}`, "approvalTimeoutSeconds"},
+		{"too many halt alarms", `{"waves": [{"waveId": "w", "accounts": ["111111111111"], "regions": ["us-east-1"], "haltAlarms": ["a","b","c","d","e","f","g","h","i","j","k"]}]}`, "waves[0].haltAlarms: lists 11 alarms"},
+		{"empty halt alarm", `{"waves": [{"waveId": "w", "accounts": ["111111111111"], "regions": ["us-east-1"], "haltAlarms": [""]}]}`, "waves[0].haltAlarms[0]"},
+		{"duplicate halt alarm", `{"waves": [{"waveId": "w", "accounts": ["111111111111"], "regions": ["us-east-1"], "haltAlarms": ["a", "a"]}]}`, "waves[0].haltAlarms[1]"},
 		{"duplicate account", `{"waveId": "w", "accounts": ["111111111111", "111111111111"], "regions": ["us-east-1"]}`, "accounts[1]: account 111111111111 is listed twice"},
 	}
 	for _, tc := range cases {

@@ -87,11 +87,12 @@ type TargetResult struct {
 
 // WaveReport is one wave of the run report.
 type WaveReport struct {
-	WaveID  string         `json:"waveId"`
-	Status  string         `json:"status"`
-	Reason  string         `json:"reason,omitempty"`
-	Counts  Counts         `json:"counts"`
-	Targets []TargetResult `json:"targets"`
+	WaveID   string            `json:"waveId"`
+	Status   string            `json:"status"`
+	Reason   string            `json:"reason,omitempty"`
+	Counts   Counts            `json:"counts"`
+	Approval *ApprovalDecision `json:"approval,omitempty"`
+	Targets  []TargetResult    `json:"targets"`
 }
 
 // Report is the run report: the product's record of a run, written to S3 as
@@ -111,6 +112,8 @@ type Report struct {
 type EvaluateRequest struct {
 	RunID string `json:"runId"`
 	Wave  Wave   `json:"wave"`
+	// Alarms is the after-wave halt alarm check, when the wave has alarms.
+	Alarms *AlarmCheck `json:"alarms,omitempty"`
 }
 
 // WaveVerdict is EvaluateWave's output, kept at PathVerdict.
@@ -119,6 +122,9 @@ type WaveVerdict struct {
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
 	Counts Counts `json:"counts"`
+	// Halt stops the run whatever abortOnIssues says: a halt alarm fired,
+	// or the wave's approval was rejected or timed out.
+	Halt bool `json:"halt"`
 }
 
 // PathVerdict is where the orchestrator keeps the last wave's verdict.

@@ -6,18 +6,21 @@ package contract
 // left out take the hub's configured defaults (RunDefaults); with neither
 // waves nor a shorthand wave, the configured wave plan runs.
 type RunInput struct {
-	RunID               string            `json:"runId,omitempty"`
-	DryRun              *bool             `json:"dryRun,omitempty"`
-	Operation           string            `json:"operation,omitempty"`
-	RebootOption        string            `json:"rebootOption,omitempty"`
-	AbortOnIssues       *bool             `json:"abortOnIssues,omitempty"`
-	WavePauseSeconds    *int              `json:"wavePauseSeconds,omitempty"`
-	PollIntervalSeconds *int              `json:"pollIntervalSeconds,omitempty"`
-	Waves               []WaveInput       `json:"waves,omitempty"`
-	WaveID              string            `json:"waveId,omitempty"`
-	Accounts            []string          `json:"accounts,omitempty"`
-	Regions             []string          `json:"regions,omitempty"`
-	TagFilters          map[string]string `json:"tagFilters,omitempty"`
+	RunID               string `json:"runId,omitempty"`
+	DryRun              *bool  `json:"dryRun,omitempty"`
+	Operation           string `json:"operation,omitempty"`
+	RebootOption        string `json:"rebootOption,omitempty"`
+	AbortOnIssues       *bool  `json:"abortOnIssues,omitempty"`
+	WavePauseSeconds    *int   `json:"wavePauseSeconds,omitempty"`
+	PollIntervalSeconds *int   `json:"pollIntervalSeconds,omitempty"`
+	// ApprovalTimeoutSeconds is how long an approval gate waits; a timeout
+	// is a rejection.
+	ApprovalTimeoutSeconds *int              `json:"approvalTimeoutSeconds,omitempty"`
+	Waves                  []WaveInput       `json:"waves,omitempty"`
+	WaveID                 string            `json:"waveId,omitempty"`
+	Accounts               []string          `json:"accounts,omitempty"`
+	Regions                []string          `json:"regions,omitempty"`
+	TagFilters             map[string]string `json:"tagFilters,omitempty"`
 }
 
 // WaveInput is one wave as written in a run input or in the params' plan.
@@ -31,6 +34,9 @@ type WaveInput struct {
 	SSMMaxConcurrency       string            `json:"ssmMaxConcurrency,omitempty"`
 	SSMMaxErrors            string            `json:"ssmMaxErrors,omitempty"`
 	FailureThresholdPercent *float64          `json:"failureThresholdPercent,omitempty"`
+	// HaltAlarms are CloudWatch alarm names in the hub's region. Any of them
+	// in ALARM before the wave starts or after it ends halts the run.
+	HaltAlarms []string `json:"haltAlarms,omitempty"`
 }
 
 // RunDefaults are the hub's configured values for fields a run input omits.
@@ -45,6 +51,7 @@ type RunDefaults struct {
 	CommandTimeoutSeconds   int               `json:"commandTimeoutSeconds"`
 	FailureThresholdPercent float64           `json:"failureThresholdPercent"`
 	TagFilters              map[string]string `json:"tagFilters"`
+	ApprovalTimeoutSeconds  int               `json:"approvalTimeoutSeconds"`
 }
 
 // Operations of AWS-RunPatchBaseline.
@@ -97,10 +104,11 @@ type Run struct {
 	PollIntervalSeconds int    `json:"pollIntervalSeconds"`
 	// MaxPollAttempts bounds the poll loop of every target: the command's
 	// timeout divided by the poll interval, plus one.
-	MaxPollAttempts int    `json:"maxPollAttempts"`
-	WaveCount       int    `json:"waveCount"`
-	Waves           []Wave `json:"waves"`
-	StartedAt       string `json:"startedAt"`
+	MaxPollAttempts        int    `json:"maxPollAttempts"`
+	ApprovalTimeoutSeconds int    `json:"approvalTimeoutSeconds"`
+	WaveCount              int    `json:"waveCount"`
+	Waves                  []Wave `json:"waves"`
+	StartedAt              string `json:"startedAt"`
 }
 
 // Wave is one normalized wave. Its targets (account x region) are written to
@@ -119,6 +127,7 @@ type Wave struct {
 	FailureThresholdPercent float64           `json:"failureThresholdPercent"`
 	TargetCount             int               `json:"targetCount"`
 	TargetsKey              string            `json:"targetsKey"`
+	HaltAlarms              []string          `json:"haltAlarms"`
 }
 
 // TargetRef is one item of a wave's target manifest.

@@ -27,6 +27,25 @@ func TargetSK(waveID, account, region string) string {
 	return TargetSKPrefix(waveID) + account + "#" + region
 }
 
+// PreviewSKPrefix selects every preview record of one wave.
+func PreviewSKPrefix(waveID string) string { return "PREVIEW#" + waveID + "#" }
+
+// PreviewSK is the sort key of one account-region's preview.
+func PreviewSK(waveID, account, region string) string {
+	return PreviewSKPrefix(waveID) + account + "#" + region
+}
+
+// RunApprovalSK is the sort key of a wave's approval decision in the run's
+// partition, read by the report.
+func RunApprovalSK(waveID string) string { return "APPROVAL#" + waveID }
+
+// ApprovalPK is the partition of one pending approval: its task token and
+// state, looked up by the opaque approval ID a link carries.
+func ApprovalPK(approvalID string) string { return "APPROVAL#" + approvalID }
+
+// SKApproval is the sort key of an approval record.
+const SKApproval = "APPROVAL"
+
 // S3 layout of the hub bucket.
 func TargetsKey(runID, waveID string) string { return "runs/" + runID + "/targets/" + waveID + ".json" }
 func ReportJSONKey(runID string) string      { return "reports/" + runID + "/report.json" }

@@ -17,6 +17,13 @@ type TargetInput struct {
 	SSMMaxErrors        string            `json:"ssmMaxErrors"`
 	PollIntervalSeconds int               `json:"pollIntervalSeconds"`
 	MaxPollAttempts     int               `json:"maxPollAttempts"`
+	// ExecutionID is the orchestrator execution that owns this target's
+	// send; a concurrent start of the same runId cannot send as well.
+	ExecutionID string `json:"executionId"`
+	// Preview asks PreEC2Inventory only to count and record what would be
+	// patched (a PREVIEW record), for an approval request. The patch map
+	// never sets it.
+	Preview bool `json:"preview,omitempty"`
 }
 
 // ItemSource tells where the ItemSelector takes a TargetInput field from.
@@ -41,6 +48,7 @@ func TargetInputFields() []ItemSource {
 		{"ssmMaxErrors", "$.wave.ssmMaxErrors"},
 		{"pollIntervalSeconds", "$.run.pollIntervalSeconds"},
 		{"maxPollAttempts", "$.run.maxPollAttempts"},
+		{"executionId", "$$.Execution.Id"},
 	}
 }
 
@@ -60,6 +68,9 @@ type InventoryResult struct {
 	InstanceIDs []string         `json:"instanceIds"`
 	TargetCount int              `json:"targetCount"`
 	Skipped     []InstanceResult `json:"skipped"`
+	// AlreadyRecorded is true on a re-run when this target already has a
+	// final result (SUCCEEDED or SKIPPED): nothing more is done to it.
+	AlreadyRecorded bool `json:"alreadyRecorded,omitempty"`
 }
 
 // SendResult is SendSsmCommand's output, kept at PathCommand. One command per

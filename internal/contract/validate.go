@@ -44,6 +44,8 @@ const (
 	MaxPollInterval    = 3600
 	MaxWavePause       = 7 * 24 * 3600
 	MaxMapConcurrency  = 1000
+	MaxHaltAlarms      = 10
+	MaxApprovalTimeout = 7 * 24 * 3600
 )
 
 var (
@@ -178,6 +180,20 @@ func ValidateWaveInput(p *Problems, field string, w WaveInput) {
 	if t := w.FailureThresholdPercent; t != nil && (*t < 0 || *t > 100) {
 		p.Addf(at("failureThresholdPercent"), "%v must be from 0 to 100", *t)
 	}
+	if len(w.HaltAlarms) > MaxHaltAlarms {
+		p.Addf(at("haltAlarms"), "lists %d alarms; at most %d", len(w.HaltAlarms), MaxHaltAlarms)
+	}
+	seen := map[string]bool{}
+	for i, name := range w.HaltAlarms {
+		f := fmt.Sprintf("%s[%d]", at("haltAlarms"), i)
+		switch {
+		case strings.TrimSpace(name) == "" || len(name) > 255:
+			p.Addf(f, "%q must be a CloudWatch alarm name of 1-255 characters", name)
+		case seen[name]:
+			p.Addf(f, "alarm %q is listed twice", name)
+		}
+		seen[name] = true
+	}
 }
 
 // ValidateWaves checks a wave list: non-empty, bounded, unique wave IDs.
@@ -236,6 +252,9 @@ func ValidateDefaults(d RunDefaults) error {
 		p.Addf("failureThresholdPercent", "%v must be from 0 to 100", d.FailureThresholdPercent)
 	}
 	ValidateTagFilters(&p, "tagFilters", d.TagFilters)
+	if d.ApprovalTimeoutSeconds < 1 || d.ApprovalTimeoutSeconds > MaxApprovalTimeout {
+		p.Addf("approvalTimeoutSeconds", "%d must be from 1 to %d", d.ApprovalTimeoutSeconds, MaxApprovalTimeout)
+	}
 	return p.Err("run defaults")
 }
 

@@ -105,3 +105,16 @@ func TestCounts(t *testing.T) {
 	assert.Equal(t, 5, c.Targeted())
 	assert.Equal(t, contract.Counts{Patched: 4, Scanned: 2, Failed: 2, TimedOut: 2, Skipped: 2}, c.Add(c))
 }
+
+func TestApplyAlarms(t *testing.T) {
+	ok := contract.WaveVerdict{WaveID: "w", Status: contract.StatusSucceeded}
+	assert.Equal(t, ok, contract.ApplyAlarms(ok, nil))
+	assert.Equal(t, ok, contract.ApplyAlarms(ok, &contract.AlarmCheck{Firing: false}))
+	got := contract.ApplyAlarms(ok, &contract.AlarmCheck{Firing: true, Alarms: []string{"a"}, Reason: "halt alarm a is in ALARM"})
+	assert.Equal(t, contract.StatusFailed, got.Status)
+	assert.True(t, got.Halt)
+	assert.Equal(t, "halt alarm a is in ALARM", got.Reason)
+	failed := contract.WaveVerdict{WaveID: "w", Status: contract.StatusFailed, Reason: "1 target(s) failed"}
+	got = contract.ApplyAlarms(failed, &contract.AlarmCheck{Firing: true, Reason: "halt alarm a is in ALARM"})
+	assert.Equal(t, "halt alarm a is in ALARM; 1 target(s) failed", got.Reason)
+}
