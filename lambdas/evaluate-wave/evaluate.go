@@ -33,7 +33,7 @@ func (h *Handler) Handle(ctx context.Context, req contract.EvaluateRequest) (con
 		logx.Failed(log, err)
 		return contract.WaveVerdict{}, err
 	}
-	log.Info("wave judged", "status", v.Status, "reason", v.Reason, "counts", v.Counts)
+	log.Info("wave judged", "status", v.Status, "reason", v.Reason, "halt", v.Halt, "counts", v.Counts)
 	return v, nil
 }
 
@@ -43,6 +43,9 @@ func (h *Handler) evaluate(ctx context.Context, req contract.EvaluateRequest) (c
 		return contract.WaveVerdict{}, err
 	}
 	v, judged := contract.JudgeWave(req.Wave, recorded)
+	// A halt alarm in ALARM after the wave fails it and halts the run,
+	// whatever its targets did.
+	v = contract.ApplyAlarms(v, req.Alarms)
 	if err := h.Waves.PutWave(ctx, req.RunID, req.Wave, v, judged); err != nil {
 		return contract.WaveVerdict{}, err
 	}

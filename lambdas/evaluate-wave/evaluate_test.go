@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"testing"
 
@@ -75,5 +76,22 @@ func TestEvaluateReadsEveryPage(t *testing.T) {
 	}
 	if _, ok := db.wave["targets"]; !ok {
 		t.Error("wave record has no judged targets")
+	}
+}
+
+func TestEvaluateHaltAlarmAfterTheWave(t *testing.T) {
+	db := &pagedDB{}
+	st := store.New(db, "state", 30, nil)
+	r := contract.TargetResult{Account: "222222222222", Region: "us-east-1", Status: contract.StatusSucceeded, Counts: contract.Counts{Patched: 2}}
+	if err := st.PutTarget(context.Background(), store.TargetKey{RunID: "2026-12-patch", WaveID: "canary", Account: r.Account, Region: r.Region}, r); err != nil {
+		t.Fatal(err)
+	}
+	wiretest.Golden(t, (&Handler{Targets: st, Waves: st, Log: logx.New(io.Discard)}).Handle, "evaluate-alarm")
+	var recorded contract.WaveVerdict
+	if err := json.Unmarshal([]byte(db.wave["verdict"].(*types.AttributeValueMemberS).Value), &recorded); err != nil {
+		t.Fatal(err)
+	}
+	if !recorded.Halt || recorded.Status != contract.StatusFailed {
+		t.Errorf("recorded verdict %+v: want FAILED with halt", recorded)
 	}
 }

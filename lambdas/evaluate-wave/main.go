@@ -1,5 +1,6 @@
 // Command evaluate-wave is the EvaluateWave Lambda: it reads the recorded
-// results of a wave's targets, judges the wave and records the verdict.
+// results of a wave's targets, judges the wave (with the after-wave halt
+// alarm check, when the wave has halt alarms) and records the verdict.
 package main
 
 import (

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -17,30 +18,99 @@ import (
 	"github.com/ec2patch/ec2patch/lambdas/internal/fleet"
 	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
 	"github.com/ec2patch/ec2patch/lambdas/internal/spoke"
+	"github.com/ec2patch/ec2patch/lambdas/internal/store"
 )
 
 type instanceDescriber interface {
 	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
 }
 
+type targetReader interface {
+	Target(ctx context.Context, k store.TargetKey) (store.Target, bool, error)
+}
+
+type previewWriter interface {
+	PutPreview(ctx context.Context, runID, waveID string, p contract.PreviewSummary) error
+}
+
 // Handler takes the inventory of one account-region.
 type Handler struct {
-	EC2 spoke.Factory[instanceDescriber]
-	SSM spoke.Factory[fleet.InstanceInformer]
-	Log *slog.Logger
+	EC2      spoke.Factory[instanceDescriber]
+	SSM      spoke.Factory[fleet.InstanceInformer]
+	Records  targetReader
+	Previews previewWriter
+	Log      *slog.Logger
 }
 
 // Handle is the Lambda entry point.
 func (h *Handler) Handle(ctx context.Context, in contract.TargetInput) (contract.InventoryResult, error) {
 	log := logx.For(ctx, h.Log, logx.Scope{RunID: in.RunID, WaveID: in.WaveID, Account: in.Account, Region: in.Region})
-	out, err := h.inventory(ctx, in)
+	var out contract.InventoryResult
+	var err error
+	if in.Preview {
+		out, err = h.preview(ctx, log, in)
+	} else {
+		out, err = h.patchInventory(ctx, in)
+	}
 	if err != nil {
 		err = fault.Boundary(err)
 		logx.Failed(log, err)
 		return contract.InventoryResult{}, err
 	}
-	log.Info("inventory", "matched", out.Matched, "patchable", out.TargetCount, "skipped", len(out.Skipped))
+	log.Info("inventory", "preview", in.Preview, "alreadyRecorded", out.AlreadyRecorded,
+		"matched", out.Matched, "patchable", out.TargetCount, "skipped", len(out.Skipped))
 	return out, nil
+}
+
+// patchInventory is the inventory of the patch map. A re-run of the run
+// finds a target whose recorded result is final and leaves it alone.
+func (h *Handler) patchInventory(ctx context.Context, in contract.TargetInput) (contract.InventoryResult, error) {
+	key := store.TargetKey{RunID: in.RunID, WaveID: in.WaveID, Account: in.Account, Region: in.Region}
+	rec, ok, err := h.Records.Target(ctx, key)
+	if err != nil {
+		return contract.InventoryResult{}, err
+	}
+	if ok && (rec.Status == contract.StatusSucceeded || rec.Status == contract.StatusSkipped) {
+		return contract.InventoryResult{InstanceIDs: []string{}, Skipped: []contract.InstanceResult{}, AlreadyRecorded: true}, nil
+	}
+	return h.inventory(ctx, in)
+}
+
+// preview is the inventory of an approval wave's preview: it records what
+// would be patched, so the approval request can say it. A spoke that cannot
+// be inventoried is recorded with the error, not failed: the approver must
+// see it, and one bad account-region must not stop the request. A throttle
+// or 5xx is recorded too, then returned, so the state machine retries it.
+func (h *Handler) preview(ctx context.Context, log *slog.Logger, in contract.TargetInput) (contract.InventoryResult, error) {
+	p := contract.PreviewSummary{Account: in.Account, Region: in.Region}
+	out, invErr := h.inventory(ctx, in)
+	if invErr != nil {
+		invErr = fault.Boundary(invErr)
+		p.Error = wiretype(invErr) + ": " + invErr.Error()
+		out = contract.InventoryResult{InstanceIDs: []string{}, Skipped: []contract.InstanceResult{}}
+	} else {
+		p.Matched, p.TargetCount, p.Skipped = out.Matched, out.TargetCount, len(out.Skipped)
+	}
+	if err := h.Previews.PutPreview(ctx, in.RunID, in.WaveID, p); err != nil {
+		return contract.InventoryResult{}, err
+	}
+	switch invErr.(type) {
+	case *fault.Throttled, *fault.Transient:
+		return contract.InventoryResult{}, invErr
+	case nil:
+	default:
+		log.Warn("preview could not inventory the target", "reason", p.Error)
+	}
+	return out, nil
+}
+
+// wiretype is the error's name as Step Functions would show it.
+func wiretype(err error) string {
+	name := fmt.Sprintf("%T", err)
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		name = name[i+1:]
+	}
+	return name
 }
 
 func (h *Handler) inventory(ctx context.Context, in contract.TargetInput) (contract.InventoryResult, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"reflect"
@@ -20,6 +21,7 @@ import (
 	"github.com/ec2patch/ec2patch/lambdas/internal/fleet"
 	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
 	"github.com/ec2patch/ec2patch/lambdas/internal/spoke"
+	"github.com/ec2patch/ec2patch/lambdas/internal/store"
 	"github.com/ec2patch/ec2patch/lambdas/internal/wiretest"
 )
 
@@ -71,10 +73,37 @@ func instance(id string, state ec2types.InstanceStateName) ec2types.Instance {
 	return ec2types.Instance{InstanceId: aws.String(id), State: &ec2types.InstanceState{Name: state}}
 }
 
+// records holds target records by key and the previews written.
+type records struct {
+	targets  map[store.TargetKey]store.Target
+	previews []contract.PreviewSummary
+	keys     []string
+	err      error
+}
+
+func (r *records) Target(_ context.Context, k store.TargetKey) (store.Target, bool, error) {
+	t, ok := r.targets[k]
+	return t, ok, nil
+}
+
+func (r *records) PutPreview(_ context.Context, runID, waveID string, p contract.PreviewSummary) error {
+	if r.err != nil {
+		return &fault.StoreFailure{Op: "write preview record", Err: r.err}
+	}
+	r.keys = append(r.keys, runID+"/"+waveID)
+	r.previews = append(r.previews, p)
+	return nil
+}
+
 func newHandler(e *fakeEC2, s *fakeSSM) *Handler {
+	return newHandlerWith(e, s, &records{})
+}
+
+func newHandlerWith(e *fakeEC2, s *fakeSSM, r *records) *Handler {
 	return &Handler{
-		EC2: spoke.FactoryFunc[instanceDescriber](func(spoke.Target) instanceDescriber { return e }),
-		SSM: spoke.FactoryFunc[fleet.InstanceInformer](func(spoke.Target) fleet.InstanceInformer { return s }),
+		EC2:     spoke.FactoryFunc[instanceDescriber](func(spoke.Target) instanceDescriber { return e }),
+		SSM:     spoke.FactoryFunc[fleet.InstanceInformer](func(spoke.Target) fleet.InstanceInformer { return s }),
+		Records: r, Previews: r,
 		Log: logx.New(io.Discard),
 	}
 }
@@ -156,4 +185,88 @@ func TestInventoryAssumeDenied(t *testing.T) {
 	if !strings.HasPrefix(msg, "cannot assume arn:aws:iam::222222222222:role/PatchExecRole with the configured ExternalId") {
 		t.Errorf("message %q does not name the role", msg)
 	}
+}
+
+var canaryKey = store.TargetKey{RunID: "2026-12-patch", WaveID: "canary", Account: "222222222222", Region: "us-east-1"}
+
+func TestInventoryAlreadyRecorded(t *testing.T) {
+	for _, status := range []string{contract.StatusSucceeded, contract.StatusSkipped} {
+		t.Run(status, func(t *testing.T) {
+			e := &fakeEC2{instances: []ec2types.Instance{instance("i-1", ec2types.InstanceStateNameRunning)}}
+			r := &records{targets: map[store.TargetKey]store.Target{canaryKey: {Status: status}}}
+			wiretest.Golden(t, newHandlerWith(e, &fakeSSM{}, r).Handle, "inventory-already")
+			if len(e.inputs) != 0 {
+				t.Errorf("%d spoke calls for a target whose result is final", len(e.inputs))
+			}
+		})
+	}
+}
+
+func TestInventoryRetriesAFailedTarget(t *testing.T) {
+	e := &fakeEC2{instances: []ec2types.Instance{instance("i-1", ec2types.InstanceStateNameRunning)}}
+	s := &fakeSSM{ping: map[string]ssmtypes.PingStatus{"i-1": ssmtypes.PingStatusOnline}}
+	for _, status := range []string{contract.StatusFailed, store.StatusSending} {
+		r := &records{targets: map[store.TargetKey]store.Target{canaryKey: {Status: status}}}
+		out, err := newHandlerWith(e, s, r).Handle(context.Background(), contract.TargetInput{RunID: canaryKey.RunID,
+			WaveID: canaryKey.WaveID, Account: canaryKey.Account, Region: canaryKey.Region})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.AlreadyRecorded || out.TargetCount != 1 {
+			t.Errorf("status %s: inventory %+v, want the target inventoried again", status, out)
+		}
+	}
+}
+
+func TestInventoryPreviewRecordsWhatWouldBePatched(t *testing.T) {
+	e := &fakeEC2{instances: []ec2types.Instance{
+		instance("i-1", ec2types.InstanceStateNameRunning), instance("i-2", ec2types.InstanceStateNameRunning),
+		instance("i-3", ec2types.InstanceStateNameStopped)}}
+	s := &fakeSSM{ping: map[string]ssmtypes.PingStatus{"i-1": ssmtypes.PingStatusOnline, "i-2": ssmtypes.PingStatusOnline}}
+	// A final record does not hide the target from the preview: the
+	// approver sees the whole wave.
+	r := &records{targets: map[store.TargetKey]store.Target{canaryKey: {Status: contract.StatusSucceeded}}}
+	wiretest.Golden(t, newHandlerWith(e, s, r).Handle, "inventory-preview")
+	wiretest.Match(t, "inventory-preview.recorded", r.previews)
+	if len(r.keys) != 1 || r.keys[0] != "2026-12-patch/canary" {
+		t.Errorf("previews written under %v", r.keys)
+	}
+}
+
+func TestInventoryPreviewRecordsASpokeFailure(t *testing.T) {
+	e := &fakeEC2{err: &smithy.OperationError{ServiceID: "EC2", OperationName: "DescribeInstances",
+		Err: &fault.AssumeRoleError{RoleARN: "arn:aws:iam::222222222222:role/PatchExecRole", Account: "222222222222",
+			Err: &smithy.GenericAPIError{Code: "AccessDenied", Message: "not authorized"}}}}
+	r := &records{}
+	out, err := newHandlerWith(e, &fakeSSM{}, r).Handle(context.Background(),
+		contract.TargetInput{RunID: "r", WaveID: "w", Account: "222222222222", Region: "us-east-1", Preview: true})
+	if err != nil {
+		t.Fatalf("preview failed with %v: a spoke problem must be recorded, not failed", err)
+	}
+	if out.TargetCount != 0 || out.InstanceIDs == nil {
+		t.Errorf("inventory %+v", out)
+	}
+	want := []contract.PreviewSummary{{Account: "222222222222", Region: "us-east-1",
+		Error: "AccessDenied: cannot assume arn:aws:iam::222222222222:role/PatchExecRole with the configured ExternalId: AccessDenied: not authorized"}}
+	if !reflect.DeepEqual(r.previews, want) {
+		t.Errorf("previews %+v\nwant %+v", r.previews, want)
+	}
+}
+
+func TestInventoryPreviewRetriesAThrottle(t *testing.T) {
+	e := &fakeEC2{err: &smithy.GenericAPIError{Code: "RequestLimitExceeded", Message: "slow down"}}
+	r := &records{}
+	_, err := newHandlerWith(e, &fakeSSM{}, r).Handle(context.Background(),
+		contract.TargetInput{RunID: "r", WaveID: "w", Account: "222222222222", Region: "us-east-1", Preview: true})
+	if wiretest.ErrorType(err) != contract.ErrThrottled {
+		t.Fatalf("error %v, want Throttled so the state machine retries", err)
+	}
+	if len(r.previews) != 1 || r.previews[0].Error == "" {
+		t.Errorf("previews %+v: the throttle is recorded in case the retries run out", r.previews)
+	}
+}
+
+func TestInventoryPreviewStoreFailure(t *testing.T) {
+	r := &records{err: errors.New("table gone")}
+	wiretest.WantError(t, newHandlerWith(&fakeEC2{}, &fakeSSM{}, r).Handle, "inventory-preview", contract.ErrStateStore)
 }

@@ -13,7 +13,7 @@ import (
 )
 
 type resultWriter interface {
-	PutTarget(ctx context.Context, k store.TargetKey, r contract.TargetResult) error
+	PutTargetUnlessOwned(ctx context.Context, k store.TargetKey, r contract.TargetResult, owner string) (bool, error)
 }
 
 // Handler records a failed target.
@@ -29,7 +29,8 @@ const ReasonNotVerified = "the target failed before it was verified"
 const maxReason = 1000
 
 // Handle is the Lambda entry point. If the record cannot be written the
-// error goes back to the state machine: a target must never vanish.
+// error goes back to the state machine: a target must never vanish. A
+// record holding commands that another execution sent is not overwritten.
 func (h *Handler) Handle(ctx context.Context, in contract.TargetState) (contract.TargetSummary, error) {
 	log := logx.For(ctx, h.Log, logx.Scope{RunID: in.RunID, WaveID: in.WaveID, Account: in.Account, Region: in.Region})
 	r := failure(in)
@@ -37,12 +38,20 @@ func (h *Handler) Handle(ctx context.Context, in contract.TargetState) (contract
 		log = log.With("commandId", in.Command.CommandIDs)
 	}
 	key := store.TargetKey{RunID: in.RunID, WaveID: in.WaveID, Account: in.Account, Region: in.Region}
-	if err := h.Results.PutTarget(ctx, key, r); err != nil {
+	written, err := h.Results.PutTargetUnlessOwned(ctx, key, r, in.ExecutionID)
+	if err != nil {
 		err = fault.Boundary(err)
 		logx.Failed(log, err)
 		return contract.TargetSummary{}, err
 	}
-	log.Warn("target failed", "reason", r.Reason, "counts", r.Counts)
+	if !written {
+		// Another execution of the run sent this target's commands (this
+		// one lost the claim, or found them done): its result stands.
+		log.Warn("target failed here, but its record belongs to the execution that sent its commands; left as it is",
+			"reason", r.Reason)
+	} else {
+		log.Warn("target failed", "reason", r.Reason, "counts", r.Counts)
+	}
 	return contract.TargetSummary{Account: r.Account, Region: r.Region, Status: r.Status, Reason: r.Reason, Counts: r.Counts}, nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"testing"
@@ -40,17 +41,24 @@ func TestReason(t *testing.T) {
 	}
 }
 
+// results is one target record: who claimed it and whether it holds
+// commands, with the store's write condition.
 type results struct {
-	put []contract.TargetResult
-	err error
+	put      []contract.TargetResult
+	owner    string
+	commands bool
+	err      error
 }
 
-func (r *results) PutTarget(_ context.Context, _ store.TargetKey, res contract.TargetResult) error {
+func (r *results) PutTargetUnlessOwned(_ context.Context, _ store.TargetKey, res contract.TargetResult, owner string) (bool, error) {
 	if r.err != nil {
-		return &fault.StoreFailure{Op: "write target record", Err: r.err}
+		return false, &fault.StoreFailure{Op: "write target record", Err: r.err}
+	}
+	if r.commands && r.owner != owner {
+		return false, nil
 	}
 	r.put = append(r.put, res)
-	return nil
+	return true, nil
 }
 
 func TestRecordFailureWire(t *testing.T) {
@@ -62,4 +70,31 @@ func TestRecordFailureWire(t *testing.T) {
 func TestRecordFailureFailsLoudly(t *testing.T) {
 	r := &results{err: errors.New("table gone")}
 	wiretest.WantError(t, (&Handler{Results: r, Log: logx.New(io.Discard)}).Handle, "failure", contract.ErrStateStore)
+}
+
+func TestRecordFailureLeavesAnotherExecutionsCommands(t *testing.T) {
+	cases := []struct {
+		name  string
+		r     *results
+		write bool
+	}{
+		{"no commands recorded", &results{owner: "exec-b"}, true},
+		{"own commands", &results{owner: "arn:aws:states:eu-central-1:123456789012:execution:PatchOrchestrator:run-1", commands: true}, true},
+		{"another execution's commands", &results{owner: "exec-b", commands: true}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, err := wiretest.Invoke(t, (&Handler{Results: c.r, Log: logx.New(io.Discard)}).Handle, "failure")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(c.r.put) == 1; got != c.write {
+				t.Errorf("written %v, want %v", got, c.write)
+			}
+			var sum contract.TargetSummary
+			if err := json.Unmarshal(out, &sum); err != nil || sum.Status != contract.StatusFailed {
+				t.Errorf("summary %s (%v): the target's own outcome is still returned", out, err)
+			}
+		})
+	}
 }

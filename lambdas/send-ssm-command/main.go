@@ -1,7 +1,8 @@
 // Command send-ssm-command is the SendSsmCommand Lambda: it sends
 // AWS-RunPatchBaseline to a target's patchable instances, at most 50 per
-// command, recording each command before sending the next, and never sends
-// twice for a target that already has commands.
+// command, recording each command before sending the next. It claims the
+// target first, so it never sends twice for a target that already has
+// commands, nor while another execution of the run is sending to it.
 package main
 
 import (
@@ -53,6 +54,7 @@ func main() {
 	st := store.New(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil)
 	h := &Handler{
 		SSM:            spoke.FactoryFunc[commandSender](func(t spoke.Target) commandSender { return sess.SSM(t) }),
+		Claims:         st,
 		Records:        st,
 		Recorder:       st,
 		Bucket:         c.bucket,

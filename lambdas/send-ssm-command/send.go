@@ -29,9 +29,14 @@ type commandRecorder interface {
 	AppendCommand(ctx context.Context, k store.TargetKey, commandID string) error
 }
 
+type targetClaimer interface {
+	ClaimTarget(ctx context.Context, k store.TargetKey, owner string) (bool, error)
+}
+
 // Handler sends the patch commands of one account-region.
 type Handler struct {
 	SSM      spoke.Factory[commandSender]
+	Claims   targetClaimer
 	Records  targetReader
 	Recorder commandRecorder
 	// Bucket and HubRegion receive the commands' output.
@@ -62,14 +67,29 @@ func (h *Handler) Handle(ctx context.Context, in contract.TargetState) (contract
 
 func (h *Handler) send(ctx context.Context, log *slog.Logger, in contract.TargetState) (contract.SendResult, error) {
 	key := store.TargetKey{RunID: in.RunID, WaveID: in.WaveID, Account: in.Account, Region: in.Region}
-	rec, ok, err := h.Records.Target(ctx, key)
+	if in.ExecutionID == "" {
+		return contract.SendResult{}, fmt.Errorf("target %s/%s has no executionId to claim it with", in.Account, in.Region)
+	}
+	// Claim the target first: of two executions of one run (a re-run
+	// started while the first still runs), only one may send.
+	won, err := h.Claims.ClaimTarget(ctx, key, in.ExecutionID)
 	if err != nil {
 		return contract.SendResult{}, err
 	}
-	if ok && len(rec.CommandIDs) > 0 {
-		// A Retry of this task or a re-run of the run: the commands are
-		// out already. Sending again would patch (and reboot) twice.
-		return contract.SendResult{CommandIDs: rec.CommandIDs, Reused: true}, nil
+	if !won {
+		rec, _, err := h.Records.Target(ctx, key)
+		if err != nil {
+			return contract.SendResult{}, err
+		}
+		if len(rec.CommandIDs) > 0 {
+			// A Retry of this task, a re-run of the run, or a concurrent
+			// execution: the commands are out already. Sending again
+			// would patch (and reboot) twice.
+			return contract.SendResult{CommandIDs: rec.CommandIDs, Reused: true}, nil
+		}
+		return contract.SendResult{}, &fault.TargetBusy{Message: fmt.Sprintf(
+			"target %s/%s is claimed by another execution of run %s, which is sending its commands now",
+			in.Account, in.Region, in.RunID)}
 	}
 	if in.Inventory == nil || len(in.Inventory.InstanceIDs) == 0 {
 		return contract.SendResult{}, fmt.Errorf("no patchable instance in the inventory of %s/%s", in.Account, in.Region)

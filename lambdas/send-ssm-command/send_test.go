@@ -20,12 +20,25 @@ import (
 	"github.com/ec2patch/ec2patch/lambdas/internal/wiretest"
 )
 
-// journal records sends and command records in the order they happen.
+// journal records claims, sends and command records in the order they
+// happen. Its target record is claimed by owner (empty: unclaimed) and
+// holds the recorded command IDs; the claim follows the store's condition.
 type journal struct {
 	events    []string
 	sends     []*ssm.SendCommandInput
+	owner     string
+	stale     bool     // the owner's claim is older than the claim timeout
 	recorded  []string // command IDs already on the target record
 	recordErr error
+}
+
+func (j *journal) ClaimTarget(_ context.Context, k store.TargetKey, owner string) (bool, error) {
+	won := len(j.recorded) == 0 && (j.owner == "" || j.owner == owner || j.stale)
+	j.events = append(j.events, fmt.Sprintf("claim by %s: %v", owner, won))
+	if won {
+		j.owner, j.stale = owner, false
+	}
+	return won, nil
 }
 
 func (j *journal) SendCommand(_ context.Context, in *ssm.SendCommandInput, _ ...func(*ssm.Options)) (*ssm.SendCommandOutput, error) {
@@ -36,7 +49,8 @@ func (j *journal) SendCommand(_ context.Context, in *ssm.SendCommandInput, _ ...
 }
 
 func (j *journal) Target(_ context.Context, k store.TargetKey) (store.Target, bool, error) {
-	if len(j.recorded) == 0 {
+	j.events = append(j.events, "read")
+	if len(j.recorded) == 0 && j.owner == "" {
 		return store.Target{}, false, nil
 	}
 	return store.Target{Status: store.StatusSending, CommandIDs: j.recorded}, true, nil
@@ -47,20 +61,21 @@ func (j *journal) AppendCommand(_ context.Context, k store.TargetKey, id string)
 		return &fault.StoreFailure{Op: "record command " + id, Err: j.recordErr}
 	}
 	j.events = append(j.events, "record "+id+" on "+k.Account+"/"+k.Region)
+	j.recorded = append(j.recorded, id)
 	return nil
 }
 
 func newHandler(j *journal) *Handler {
 	return &Handler{
-		SSM:     spoke.FactoryFunc[commandSender](func(spoke.Target) commandSender { return j }),
-		Records: j, Recorder: j,
+		SSM:    spoke.FactoryFunc[commandSender](func(spoke.Target) commandSender { return j }),
+		Claims: j, Records: j, Recorder: j,
 		Bucket: "hub-bucket", HubRegion: "eu-central-1", Log: logx.New(io.Discard),
 	}
 }
 
 func state(n int) contract.TargetState {
 	s := contract.TargetState{TargetInput: contract.TargetInput{RunID: "r1", WaveID: "w1", Account: "222222222222",
-		Region: "us-east-1", Operation: contract.OperationInstall, RebootOption: contract.RebootIfNeeded,
+		Region: "us-east-1", ExecutionID: "exec-a", Operation: contract.OperationInstall, RebootOption: contract.RebootIfNeeded,
 		SSMMaxConcurrency: "10%", SSMMaxErrors: "1%"}, Inventory: &contract.InventoryResult{}}
 	for i := range n {
 		s.Inventory.InstanceIDs = append(s.Inventory.InstanceIDs, fmt.Sprintf("i-%03d", i))
@@ -76,6 +91,7 @@ func TestSendBatchesAndRecordsEachCommandFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
+		"claim by exec-a: true",
 		"send cmd-1 (50)", "record cmd-1 on 222222222222/us-east-1",
 		"send cmd-2 (50)", "record cmd-2 on 222222222222/us-east-1",
 		"send cmd-3 (20)", "record cmd-3 on 222222222222/us-east-1",
@@ -92,10 +108,76 @@ func TestSendBatchesAndRecordsEachCommandFirst(t *testing.T) {
 }
 
 func TestSendReusesRecordedCommands(t *testing.T) {
-	j := &journal{recorded: []string{"cmd-a", "cmd-b"}}
+	j := &journal{owner: "arn:aws:states:eu-central-1:123456789012:execution:PatchOrchestrator:run-1",
+		recorded: []string{"cmd-a", "cmd-b"}}
 	wiretest.Golden(t, newHandler(j).Handle, "send-reused")
 	if len(j.sends) != 0 {
 		t.Errorf("%d SendCommand calls, want 0: a retry never sends twice", len(j.sends))
+	}
+}
+
+// Two executions of one run patch the same target: the claim lets exactly
+// one send, whichever order they come in.
+func TestSendClaim(t *testing.T) {
+	cases := []struct {
+		name      string
+		j         *journal
+		wantSends int
+		wantType  string
+		reused    bool
+	}{
+		{"unclaimed: claim won, sends", &journal{}, 1, "", false},
+		{"own claim from a retry before anything was sent", &journal{owner: "exec-a"}, 1, "", false},
+		{"stale claim of a dead execution", &journal{owner: "exec-b", stale: true}, 1, "", false},
+		{"lost, the other execution's commands are recorded: reuse", &journal{owner: "exec-b", recorded: []string{"cmd-b"}}, 0, "", true},
+		{"own commands recorded (a retry)", &journal{owner: "exec-a", recorded: []string{"cmd-a"}}, 0, "", true},
+		{"lost, the other execution is sending now", &journal{owner: "exec-b"}, 0, contract.ErrTargetBusy, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, err := newHandler(c.j).Handle(context.Background(), state(2))
+			switch {
+			case err == nil && c.wantType != "":
+				t.Fatalf("no error, want %s", c.wantType)
+			case err != nil && wiretest.ErrorType(err) != c.wantType:
+				t.Fatalf("error %s (%v), want %q", wiretest.ErrorType(err), err, c.wantType)
+			}
+			if len(c.j.sends) != c.wantSends {
+				t.Errorf("%d SendCommand calls, want %d (events %q)", len(c.j.sends), c.wantSends, c.j.events)
+			}
+			if out.Reused != c.reused {
+				t.Errorf("reused %v, want %v", out.Reused, c.reused)
+			}
+		})
+	}
+}
+
+func TestSendConcurrentStartsSendOnce(t *testing.T) {
+	j := &journal{}
+	a, b := state(2), state(2)
+	b.ExecutionID = "exec-b"
+	first, err := newHandler(j).Handle(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := newHandler(j).Handle(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(j.sends) != 1 || !second.Reused || !reflect.DeepEqual(first.CommandIDs, second.CommandIDs) {
+		t.Errorf("%d sends; second execution got %+v, first %+v", len(j.sends), second, first)
+	}
+}
+
+func TestSendNeedsAnExecutionID(t *testing.T) {
+	s := state(1)
+	s.ExecutionID = ""
+	j := &journal{}
+	if _, err := newHandler(j).Handle(context.Background(), s); wiretest.ErrorType(err) != contract.ErrTargetFailed {
+		t.Errorf("error %v, want TargetFailed", err)
+	}
+	if len(j.sends) != 0 {
+		t.Error("sent without a claim")
 	}
 }
 

@@ -1,6 +1,6 @@
 // Command write-run-report is the WriteRunReport Lambda: it assembles the run
-// report from the run's records, writes it to S3 as JSON and CSV, and
-// records the run's final status.
+// report from the run's records, writes it to S3 as JSON and CSV, records
+// the run's final status and tells the notification topic how it ended.
 package main
 
 import (
@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/ec2patch/ec2patch/internal/contract"
 	"github.com/ec2patch/ec2patch/lambdas/internal/awsx"
@@ -17,15 +18,16 @@ import (
 )
 
 type config struct {
-	table   string
-	bucket  string
-	ttlDays int
+	table    string
+	bucket   string
+	topicARN string
+	ttlDays  int
 }
 
 func main() {
 	env := &awsx.Env{}
 	c := config{table: env.String(contract.EnvTable), bucket: env.String(contract.EnvBucket),
-		ttlDays: env.PositiveInt(contract.EnvRecordTTLDays)}
+		topicARN: env.String(contract.EnvTopicARN), ttlDays: env.PositiveInt(contract.EnvRecordTTLDays)}
 	if err := env.Err(); err != nil {
 		awsx.Exit(contract.WriteRunReport.Dir, err)
 	}
@@ -34,6 +36,7 @@ func main() {
 		awsx.Exit(contract.WriteRunReport.Dir, err)
 	}
 	st := store.New(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil)
-	h := &Handler{Records: st, Runs: st, S3: awsx.NewS3(cfg), Bucket: c.bucket, Log: logx.New(os.Stdout)}
+	h := &Handler{Records: st, Runs: st, S3: awsx.NewS3(cfg), Bucket: c.bucket,
+		SNS: sns.NewFromConfig(cfg), TopicARN: c.topicARN, Log: logx.New(os.Stdout)}
 	lambda.StartHandlerFunc(h.Handle)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/ec2patch/ec2patch/internal/contract"
 	"github.com/ec2patch/ec2patch/lambdas/internal/fault"
@@ -27,6 +28,10 @@ type runFinisher interface {
 	FinishRun(ctx context.Context, sum contract.ReportSummary, finishedAt string) error
 }
 
+type publisher interface {
+	Publish(ctx context.Context, in *sns.PublishInput, optFns ...func(*sns.Options)) (*sns.PublishOutput, error)
+}
+
 type objectPutter interface {
 	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
 }
@@ -37,7 +42,10 @@ type Handler struct {
 	Runs    runFinisher
 	S3      objectPutter
 	Bucket  string
-	Log     *slog.Logger
+	// SNS publishes the run's notification to TopicARN.
+	SNS      publisher
+	TopicARN string
+	Log      *slog.Logger
 	// Now is time.Now when nil.
 	Now func() time.Time
 }
@@ -85,7 +93,82 @@ func (h *Handler) write(ctx context.Context, req contract.ReportRequest) (contra
 	if err := h.Runs.FinishRun(ctx, sum, rep.FinishedAt); err != nil {
 		return contract.ReportSummary{}, err
 	}
+	// Last, so a retry after a failed publish rewrites the same report
+	// rather than announcing one that was not written.
+	subject, body := Notification(rep, sum)
+	if _, err := h.SNS.Publish(ctx, &sns.PublishInput{TopicArn: aws.String(h.TopicARN),
+		Subject: aws.String(subject), Message: aws.String(body)}); err != nil {
+		return contract.ReportSummary{}, fmt.Errorf("publish the run notification: %w", err)
+	}
 	return sum, nil
+}
+
+// maxSubject is SNS's limit on an e-mail subject.
+const maxSubject = 100
+
+// Notification is the short message that tells operators how the run ended
+// and why, with its totals and where the report is.
+func Notification(rep contract.Report, sum contract.ReportSummary) (subject, body string) {
+	subject = fmt.Sprintf("ec2patch %s: %s", rep.RunID, rep.Status)
+	if len(subject) > maxSubject {
+		subject = subject[:maxSubject]
+	}
+	var b strings.Builder
+	mode := "patch install"
+	if rep.DryRun {
+		mode = "dry run, scan only"
+	}
+	fmt.Fprintf(&b, "ec2patch run %s finished %s (%s, operation %s).\n\n", rep.RunID, rep.Status, mode, rep.Operation)
+	fmt.Fprintf(&b, "Why: %s\n\n", Why(rep))
+	b.WriteString("Waves:\n")
+	for _, w := range rep.Waves {
+		fmt.Fprintf(&b, "  %s: %s", w.WaveID, w.Status)
+		if w.Reason != "" {
+			fmt.Fprintf(&b, " (%s)", w.Reason)
+		}
+		b.WriteString("\n")
+		if d := w.Approval; d != nil && d.Decision == contract.DecisionApprove {
+			verb := "rejected"
+			if d.Decision == contract.DecisionApprove {
+				verb = "approved"
+			}
+			fmt.Fprintf(&b, "    %s by %s at %s from %s\n", verb, d.Approver, d.DecidedAt, d.SourceIP)
+		}
+	}
+	t := rep.Totals
+	fmt.Fprintf(&b, "\nTotals: %d patched, %d scanned, %d failed, %d timed out, %d skipped.\n\n",
+		t.Patched, t.Scanned, t.Failed, t.TimedOut, t.Skipped)
+	fmt.Fprintf(&b, "Report: %s\nCSV:    %s\n", sum.ReportURI, sum.CSVURI)
+	return subject, b.String()
+}
+
+// Why says in one line why the run ended as it did: which wave, why.
+func Why(rep contract.Report) string {
+	var bad, notStarted []string
+	for _, w := range rep.Waves {
+		switch w.Status {
+		case contract.StatusSucceeded:
+		case contract.StatusNotStarted:
+			notStarted = append(notStarted, w.WaveID)
+		default:
+			line := "wave " + w.WaveID + " " + w.Status
+			if w.Reason != "" {
+				line += ": " + w.Reason
+			}
+			bad = append(bad, line)
+		}
+	}
+	if len(bad) == 0 && len(notStarted) == 0 {
+		return "every wave succeeded"
+	}
+	why := strings.Join(bad, "; ")
+	if len(notStarted) > 0 {
+		if why != "" {
+			why += "; "
+		}
+		why += "not started: " + strings.Join(notStarted, ", ")
+	}
+	return why
 }
 
 func (h *Handler) put(ctx context.Context, key, contentType string, body []byte) error {
@@ -97,48 +180,97 @@ func (h *Handler) put(ctx context.Context, key, contentType string, body []byte)
 	return nil
 }
 
-// Assemble builds the report: every wave of the run in order, a wave
-// without a record NOT_STARTED (or with the verdict the orchestrator passed,
-// such as a rejected approval, when it is the current wave).
+// Assemble builds the report: every wave of the run in order. A wave after
+// the one the run stopped at (the cursor) is NOT_STARTED, even if an
+// earlier execution of the run left a record for it. The wave at the cursor
+// takes the verdict the orchestrator passed when it has no record of this
+// execution: a rejected approval (REJECTED) or a halt alarm before the wave
+// (ABORTED), which the state machine decides without EvaluateWave. A wave
+// that had an approval gate carries its decision.
 func Assemble(req contract.ReportRequest, rr store.RunRecords, finishedAt string) contract.Report {
 	run := req.Run
 	rep := contract.Report{RunID: run.RunID, DryRun: run.DryRun, Operation: run.Operation,
 		StartedAt: run.StartedAt, FinishedAt: finishedAt, Waves: []contract.WaveReport{}}
 	var statuses []string
+	halted := false
 	for _, w := range run.Waves {
 		wr := contract.WaveReport{WaveID: w.WaveID, Status: contract.StatusNotStarted, Targets: []contract.TargetResult{}}
-		if rec, ok := rr.Waves[w.WaveID]; ok {
+		v := req.Verdict
+		current := v != nil && v.WaveID == w.WaveID && w.Index == req.Cursor.Index
+		rec, recorded := rr.Waves[w.WaveID]
+		switch {
+		case w.Index > req.Cursor.Index:
+			// The run stopped before this wave.
+		case current && (!recorded || v.Status == contract.StatusRejected || v.Status == contract.StatusAborted):
+			wr.Status, wr.Reason, wr.Counts = v.Status, v.Reason, v.Counts
+			halted = halted || (v.Halt && v.Status != contract.StatusRejected)
+		case recorded:
 			wr.Status, wr.Reason, wr.Counts = rec.Verdict.Status, rec.Verdict.Reason, rec.Verdict.Counts
+			halted = halted || rec.Verdict.Halt
 			wr.Targets = rec.Targets
 			if wr.Targets == nil {
 				// The record had no room for them: judge again from the
 				// target records, as EvaluateWave did.
 				_, wr.Targets = contract.JudgeWave(w, rr.Targets[w.WaveID])
 			}
-		} else if v := req.Verdict; v != nil && v.WaveID == w.WaveID && w.Index == req.Cursor.Index {
-			wr.Status, wr.Reason, wr.Counts = v.Status, v.Reason, v.Counts
+		}
+		if d, ok := rr.Decisions[w.WaveID]; ok && w.Approval && wr.Status != contract.StatusNotStarted &&
+			decidedSince(d, run.StartedAt) {
+			wr.Approval = &d
+		}
+		if wr.Status == contract.StatusRejected {
+			wr.Reason = rejectionReason(wr.Reason, wr.Approval, run.ApprovalTimeoutSeconds)
 		}
 		rep.Totals = rep.Totals.Add(wr.Counts)
 		statuses = append(statuses, wr.Status)
 		rep.Waves = append(rep.Waves, wr)
 	}
-	rep.Status = runStatus(statuses, run.AbortOnIssues)
+	rep.Status = runStatus(statuses, halted, run.AbortOnIssues)
 	return rep
 }
 
-// runStatus is ABORTED when a FAILED wave stopped the run (abortOnIssues and
-// later waves NOT_STARTED), else the contract's rule.
-func runStatus(statuses []string, abortOnIssues bool) string {
-	if abortOnIssues {
-		failed := false
-		for _, s := range statuses {
-			switch {
-			case s == contract.StatusFailed:
-				failed = true
-			case s == contract.StatusNotStarted && failed:
-				return contract.StatusAborted
-			}
+// rejectionReason says why a gate stopped its wave in an operator's words:
+// who rejected it, or that nobody decided in time. The state machine's own
+// reason (error and cause of the approval task) is kept for anything else,
+// such as an approval request that could not be sent.
+func rejectionReason(reason string, d *contract.ApprovalDecision, timeoutSeconds int) string {
+	switch {
+	case d != nil && d.Decision == contract.DecisionReject:
+		return fmt.Sprintf("rejected by %s at %s from %s", d.Approver, d.DecidedAt, d.SourceIP)
+	case strings.HasPrefix(reason, "States.Timeout"):
+		return fmt.Sprintf("no decision within the approval timeout (%d s): a timeout is a rejection", timeoutSeconds)
+	}
+	return reason
+}
+
+// decidedSince tells a decision of this execution from one an earlier
+// execution of the same run left behind.
+func decidedSince(d contract.ApprovalDecision, startedAt string) bool {
+	decided, err1 := time.Parse(time.RFC3339, d.DecidedAt)
+	started, err2 := time.Parse(time.RFC3339, startedAt)
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	return !decided.Before(started.Truncate(time.Second))
+}
+
+// runStatus is REJECTED when a wave was rejected; ABORTED when a halt alarm
+// stopped the run (halted), or a FAILED wave did with abortOnIssues (later
+// waves NOT_STARTED); else the contract's rule.
+func runStatus(statuses []string, halted, abortOnIssues bool) string {
+	failed := false
+	for _, s := range statuses {
+		switch {
+		case s == contract.StatusRejected:
+			return contract.StatusRejected
+		case s == contract.StatusFailed:
+			failed = true
+		case s == contract.StatusNotStarted && failed && abortOnIssues:
+			halted = true
 		}
+	}
+	if halted {
+		return contract.StatusAborted
 	}
 	return contract.RunStatus(statuses)
 }

@@ -116,8 +116,11 @@ func existing(err error, msg string) error {
 		iv *InvalidRunInput
 		tf *TargetFailed
 		ss *StateStoreError
+		tb *TargetBusy
 	)
 	switch {
+	case errors.As(err, &tb):
+		return &TargetBusy{Message: msg}
 	case errors.As(err, &iv):
 		return &InvalidRunInput{Message: msg}
 	case errors.As(err, &ss):

@@ -26,9 +26,15 @@ type TargetFailed struct{ Message string }
 // StateStoreError means DynamoDB or S3 refused a write: fail loudly.
 type StateStoreError struct{ Message string }
 
+// TargetBusy means another execution of the same run claimed the target and
+// is sending its commands right now: retry, and the commands it sent are
+// reused instead of sending a second set.
+type TargetBusy struct{ Message string }
+
 func (e *Throttled) Error() string       { return e.Message }
 func (e *Transient) Error() string       { return e.Message }
 func (e *AccessDenied) Error() string    { return e.Message }
 func (e *InvalidRunInput) Error() string { return e.Message }
 func (e *TargetFailed) Error() string    { return e.Message }
 func (e *StateStoreError) Error() string { return e.Message }
+func (e *TargetBusy) Error() string      { return e.Message }

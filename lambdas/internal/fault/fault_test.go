@@ -25,6 +25,7 @@ func TestTypeNamesMatchContract(t *testing.T) {
 		contract.ErrInvalidRunInput: &InvalidRunInput{},
 		contract.ErrTargetFailed:    &TargetFailed{},
 		contract.ErrStateStore:      &StateStoreError{},
+		contract.ErrTargetBusy:      &TargetBusy{},
 	}
 	for want, err := range cases {
 		if got := reflect.TypeOf(err).Elem().Name(); got != want {
@@ -78,6 +79,8 @@ func TestBoundary(t *testing.T) {
 			contract.ErrThrottled, ""},
 		{"wrapped fault keeps its type and context", fmt.Errorf("prepare: %w", &InvalidRunInput{Message: "runId: bad"}),
 			contract.ErrInvalidRunInput, "prepare: runId: bad"},
+		{"busy target stays busy", fmt.Errorf("send: %w", &TargetBusy{Message: "claimed by exec-a"}),
+			contract.ErrTargetBusy, "send: claimed by exec-a"},
 		{"anything else", errors.New("instance vanished"), contract.ErrTargetFailed, "instance vanished"},
 		{"unknown api error", apiErr("InvalidInstanceID.Malformed"), contract.ErrTargetFailed, "InvalidInstanceID.Malformed"},
 	}

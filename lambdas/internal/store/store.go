@@ -17,7 +17,20 @@
 //	                                           commands go out, then SUCCEEDED, FAILED or SKIPPED),
 //	                                           reason, counts, commandIds (list, appended one
 //	                                           command at a time), result (JSON
-//	                                           contract.TargetResult, once verified or failed)
+//	                                           contract.TargetResult, once verified or failed),
+//	                                           owner and claimedAt (epoch seconds): the execution
+//	                                           that claimed the send
+//	PREVIEW#<waveId>#<account>#<region> PREVIEW waveId, account, region, preview (JSON
+//	                                           contract.PreviewSummary)
+//	APPROVAL#<waveId>                  DECISION waveId, decision (JSON contract.ApprovalDecision)
+//
+// An approval gate has a partition of its own, APPROVAL#<approvalId>, so
+// the callback finds it by the ID a link carries:
+//
+//	APPROVAL                           APPROVAL approvalId, taskToken, runId, waveId, status
+//	                                           (PENDING, then APPROVED, REJECTED or EXPIRED),
+//	                                           linkExpiresAt (epoch seconds), createdAt, and once
+//	                                           decided: decision, decidedBy, decidedAt, sourceIp
 //
 // Every record also has updatedAt (RFC 3339) and expiresAt (epoch seconds).
 // The JSON attributes hold exactly the contract's types, so readers decode
@@ -112,6 +125,8 @@ type RunRecords struct {
 	Run     map[string]types.AttributeValue
 	Waves   map[string]WaveRecord              // by wave ID
 	Targets map[string][]contract.TargetResult // recorded results, by wave ID
+	// Decisions are the approval gates' decisions, by wave ID.
+	Decisions map[string]contract.ApprovalDecision
 }
 
 func (s *Store) stamp() (string, string) {
@@ -241,15 +256,27 @@ func (s *Store) AppendCommand(ctx context.Context, k TargetKey, commandID string
 
 // PutTarget records a target's full result, replacing the record.
 func (s *Store) PutTarget(ctx context.Context, k TargetKey, r contract.TargetResult) error {
+	item, err := s.targetItem(k, r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {
+		return &fault.StoreFailure{Op: fmt.Sprintf("write target record %s/%s", k.Account, k.Region), Err: err}
+	}
+	return nil
+}
+
+// targetItem is the whole target record of a result.
+func (s *Store) targetItem(k TargetKey, r contract.TargetResult) (map[string]types.AttributeValue, error) {
 	now, exp := s.stamp()
 	item := key(contract.RunPK(k.RunID), contract.TargetSK(k.WaveID, k.Account, k.Region))
 	result, err := jsonAttr(r)
 	if err != nil {
-		return fmt.Errorf("encode target result: %w", err)
+		return nil, fmt.Errorf("encode target result: %w", err)
 	}
 	counts, err := countsAttr(r.Counts)
 	if err != nil {
-		return fmt.Errorf("encode counts: %w", err)
+		return nil, fmt.Errorf("encode counts: %w", err)
 	}
 	item["kind"], item["waveId"], item["account"], item["region"] = str(KindTarget), str(k.WaveID), str(k.Account), str(k.Region)
 	item["status"], item["counts"], item["result"] = str(r.Status), counts, result
@@ -264,10 +291,7 @@ func (s *Store) PutTarget(ctx context.Context, k TargetKey, r contract.TargetRes
 		item["commandIds"] = &types.AttributeValueMemberL{Value: ids}
 	}
 	item["updatedAt"], item[contract.AttrTTL] = str(now), num(exp)
-	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {
-		return &fault.StoreFailure{Op: fmt.Sprintf("write target record %s/%s", k.Account, k.Region), Err: err}
-	}
-	return nil
+	return item, nil
 }
 
 // WaveTargets returns the recorded results of a wave's targets. Targets
@@ -323,7 +347,8 @@ func (s *Store) PutWave(ctx context.Context, runID string, w contract.Wave, v co
 
 // Run reads every record of a run.
 func (s *Store) Run(ctx context.Context, runID string) (RunRecords, error) {
-	rr := RunRecords{Waves: map[string]WaveRecord{}, Targets: map[string][]contract.TargetResult{}}
+	rr := RunRecords{Waves: map[string]WaveRecord{}, Targets: map[string][]contract.TargetResult{},
+		Decisions: map[string]contract.ApprovalDecision{}}
 	err := s.query(ctx, runID, "", func(item map[string]types.AttributeValue) error {
 		switch getS(item, "kind") {
 		case KindRun:
@@ -343,6 +368,12 @@ func (s *Store) Run(ctx context.Context, runID string) (RunRecords, error) {
 				wave := getS(item, "waveId")
 				rr.Targets[wave] = append(rr.Targets[wave], *t.Result)
 			}
+		case KindDecision:
+			d, err := decodeDecision(item)
+			if err != nil {
+				return err
+			}
+			rr.Decisions[d.WaveID] = d
 		}
 		return nil
 	})
