@@ -23,7 +23,8 @@ import (
 // Props configure PatchWaveStateMachine.
 type Props struct {
 	// Functions maps each contract.Function's Name to its Lambda. Every
-	// function of contract.Functions() is required.
+	// function of contract.StateMachineFunctions() is required; others
+	// (ApprovalCallback, which the approval API invokes) are ignored.
 	Functions map[string]awslambda.IFunction
 	// Bucket holds the wave manifests under runs/, the distributed map's
 	// item source. Required.
@@ -48,7 +49,7 @@ func NewStateMachine(scope constructs.Construct, id string, props *Props) *State
 	if props == nil {
 		props = &Props{}
 	}
-	for _, fn := range contract.Functions() {
+	for _, fn := range contract.StateMachineFunctions() {
 		if props.Functions[fn.Name] == nil {
 			panic(fmt.Sprintf("patchwave: no Lambda for %s", fn.Name))
 		}
@@ -139,12 +140,15 @@ func (b *builder) orchestrator() sfn.IChainable {
 		"startTime":     at("$$.Execution.StartTime"),
 	}, "")
 
+	// SelectWave starts each wave with a clear alarm check, so EvaluateWave
+	// always has one to apply and a previous wave's check never leaks in.
 	selectWave := sfn.NewPass(s, jsii.String(contract.StateSelectWave), &sfn.PassProps{
 		Parameters: &map[string]interface{}{
 			"run":    at("$.run"),
 			"cursor": at("$.cursor"),
 			"wave": sfn.JsonPath_ArrayGetItem(sfn.JsonPath_ListAt(jsii.String("$.run.waves")),
 				sfn.JsonPath_NumberAt(jsii.String("$.cursor.index"))),
+			"alarms": toMap(contract.AlarmCheck{Alarms: []string{}}),
 		},
 	})
 
@@ -158,8 +162,9 @@ func (b *builder) orchestrator() sfn.IChainable {
 	targets.ItemProcessor(b.patchTarget(), nil) // DISTRIBUTED, STANDARD children (MapExecutionType)
 
 	evaluate := b.invoke(contract.StateEvaluateWave, contract.EvaluateWave, map[string]interface{}{
-		"runId": at("$.run.runId"),
-		"wave":  at("$.wave"),
+		"runId":  at("$.run.runId"),
+		"wave":   at("$.wave"),
+		"alarms": at(contract.PathAlarms),
 	}, contract.PathVerdict)
 
 	report := b.invoke(contract.StateWriteRunReport, contract.WriteRunReport, map[string]interface{}{
@@ -188,14 +193,168 @@ func (b *builder) orchestrator() sfn.IChainable {
 		Otherwise(report)
 	advance.Next(more)
 
+	// A halt (alarm or rejected approval) stops the run whatever
+	// abortOnIssues says; a FAILED wave stops it only with abortOnIssues.
 	abort := sfn.NewChoice(s, jsii.String(contract.StateAbortCheck), nil).
-		When(sfn.Condition_And(
-			sfn.Condition_StringEquals(jsii.String("$.verdict.status"), jsii.String(contract.StatusFailed)),
-			sfn.Condition_BooleanEquals(jsii.String("$.run.abortOnIssues"), jsii.Bool(true))),
+		When(sfn.Condition_Or(
+			sfn.Condition_BooleanEquals(jsii.String(contract.PathVerdict+".halt"), jsii.Bool(true)),
+			sfn.Condition_And(
+				sfn.Condition_StringEquals(jsii.String(contract.PathVerdict+".status"), jsii.String(contract.StatusFailed)),
+				sfn.Condition_BooleanEquals(jsii.String("$.run.abortOnIssues"), jsii.Bool(true)))),
 			report, nil).
 		Otherwise(advance)
 
-	return prepare.Next(selectWave).Next(targets).Next(evaluate).Next(abort)
+	// After the wave: the halt alarms, when the wave lists any, then the
+	// verdict, which folds the alarm check in.
+	hasAlarmsAfter := sfn.NewChoice(s, jsii.String(contract.StateHasAlarmsAfter), nil).
+		When(hasHaltAlarms(), b.checkAlarms(contract.StateAlarmsAfter, contract.StateAlarmCheckFailedAfter,
+			contract.PhaseAfterWave, evaluate), nil).
+		Otherwise(evaluate)
+	targets.Next(hasAlarmsAfter)
+	evaluate.Next(abort)
+
+	// Before the wave: the approval gate, after the halt alarms.
+	approvalRequired := sfn.NewChoice(s, jsii.String(contract.StateApprovalRequired), nil).
+		When(sfn.Condition_BooleanEquals(jsii.String("$.wave.approval"), jsii.Bool(true)),
+			b.previewWave().Next(b.requestApproval(report)).Next(targets), nil).
+		Otherwise(targets)
+
+	halted := haltVerdict(s, contract.StateHaltedByAlarm, contract.StatusAborted, at(contract.PathAlarms+".reason"))
+	halted.Next(report)
+	alarmsClear := sfn.NewChoice(s, jsii.String(contract.StateAlarmsClear), nil).
+		When(sfn.Condition_BooleanEquals(jsii.String(contract.PathAlarms+".firing"), jsii.Bool(true)), halted, nil).
+		Otherwise(approvalRequired)
+	hasAlarmsBefore := sfn.NewChoice(s, jsii.String(contract.StateHasAlarmsBefore), nil).
+		When(hasHaltAlarms(), b.checkAlarms(contract.StateAlarmsBefore, contract.StateAlarmCheckFailedBefore,
+			contract.PhaseBeforeWave, alarmsClear), nil).
+		Otherwise(approvalRequired)
+
+	return prepare.Next(selectWave).Next(hasAlarmsBefore)
+}
+
+// hasHaltAlarms is true when the wave lists at least one halt alarm.
+func hasHaltAlarms() sfn.Condition {
+	return sfn.Condition_IsPresent(jsii.String("$.wave.haltAlarms[0]"))
+}
+
+// checkAlarms invokes CheckHaltAlarms for the wave's halt alarms, then goes
+// to next. It fails closed: a check that cannot be made (after its retries)
+// counts as a firing alarm, so a wave never starts or passes unchecked.
+func (b *builder) checkAlarms(state, failedState, phase string, next sfn.IChainable) sfn.IChainable {
+	check := b.invoke(state, contract.CheckHaltAlarms, map[string]interface{}{
+		"runId":      at("$.run.runId"),
+		"waveId":     at("$.wave.waveId"),
+		"alarmNames": sfn.JsonPath_ListAt(jsii.String("$.wave.haltAlarms")),
+		"phase":      phase,
+	}, contract.PathAlarms)
+	failed := sfn.NewPass(b.scope, jsii.String(failedState), &sfn.PassProps{
+		Parameters: &map[string]interface{}{
+			"firing": true,
+			"alarms": sfn.JsonPath_ListAt(jsii.String("$.wave.haltAlarms")),
+			"reason": sfn.JsonPath_Format(jsii.String("halt alarms could not be checked "+phase+" the wave ({}): {}"),
+				at(contract.PathAlarms+".Error"), at(contract.PathAlarms+".Cause")),
+		},
+		ResultPath: jsii.String(contract.PathAlarms),
+	})
+	check.AddCatch(failed, &sfn.CatchProps{
+		Errors:     jsii.Strings(*sfn.Errors_ALL()),
+		ResultPath: jsii.String(contract.PathAlarms),
+	})
+	failed.Next(next)
+	return check.Next(next)
+}
+
+// haltVerdict is a Pass that puts the verdict of a wave that never ran
+// (rejected, or halted by an alarm before it) at PathVerdict, with halt set:
+// the run ends there whatever abortOnIssues says, and WriteRunReport takes
+// the wave's status and reason from this verdict.
+func haltVerdict(s constructs.Construct, state, status string, reason *string) sfn.Pass {
+	return sfn.NewPass(s, jsii.String(state), &sfn.PassProps{
+		Parameters: &map[string]interface{}{
+			"waveId": at("$.wave.waveId"),
+			"status": status,
+			"reason": reason,
+			"halt":   true,
+			"counts": toMap(contract.Counts{}),
+		},
+		ResultPath: jsii.String(contract.PathVerdict),
+	})
+}
+
+// previewWave inventories every target of the wave without patching
+// anything: PreEC2Inventory in preview mode records a PREVIEW summary per
+// account-region for the approval request. One failing target never fails
+// the preview, and the children's outputs are kept tiny (the records are
+// the result).
+func (b *builder) previewWave() sfn.DistributedMap {
+	s := b.scope
+	sel := *ItemSelector()
+	sel["preview"] = true
+	preview := sfn.NewDistributedMap(s, jsii.String(contract.StatePreviewWave), &sfn.DistributedMapProps{
+		ItemReader:         itemReader(b.props.Bucket),
+		ItemSelector:       &sel,
+		MaxConcurrencyPath: jsii.String("$.wave.maxConcurrency"),
+		ResultPath:         sfn.JsonPath_DISCARD(),
+		MapExecutionType:   sfn.StateMachineType_STANDARD,
+	})
+	inventory := awsstepfunctionstasks.NewLambdaInvoke(s, jsii.String(contract.StatePreviewInventory), &awsstepfunctionstasks.LambdaInvokeProps{
+		StateName:                jsii.String(contract.StatePreviewInventory),
+		LambdaFunction:           b.props.Functions[contract.PreEC2Inventory.Name],
+		PayloadResponseOnly:      jsii.Bool(true),
+		RetryOnServiceExceptions: jsii.Bool(false),
+		ResultSelector: &map[string]interface{}{
+			"matched":     sfn.JsonPath_NumberAt(jsii.String("$.matched")),
+			"targetCount": sfn.JsonPath_NumberAt(jsii.String("$.targetCount")),
+		},
+		ResultPath: jsii.String("$"),
+	})
+	b.retry(inventory)
+	failed := sfn.NewPass(s, jsii.String(contract.StatePreviewFailed), &sfn.PassProps{
+		Parameters: &map[string]interface{}{
+			"account": at("$.account"),
+			"region":  at("$.region"),
+			"error":   at(contract.PathError + ".Error"),
+		},
+	})
+	inventory.AddCatch(failed, &sfn.CatchProps{
+		Errors:     jsii.Strings(*sfn.Errors_ALL()),
+		ResultPath: jsii.String(contract.PathError),
+	})
+	preview.ItemProcessor(inventory, nil)
+	return preview
+}
+
+// requestApproval is the approval gate: SendApprovalRequest stores the task
+// token and notifies the approvers, and the task waits for ApprovalCallback
+// to answer, at most the run's approval timeout. A rejection, a timeout or
+// a request that could not be sent makes the wave REJECTED and ends the run.
+func (b *builder) requestApproval(report sfn.IChainable) awsstepfunctionstasks.LambdaInvoke {
+	task := awsstepfunctionstasks.NewLambdaInvoke(b.scope, jsii.String(contract.StateRequestApproval), &awsstepfunctionstasks.LambdaInvokeProps{
+		StateName:                jsii.String(contract.StateRequestApproval),
+		LambdaFunction:           b.props.Functions[contract.SendApprovalRequest.Name],
+		IntegrationPattern:       sfn.IntegrationPattern_WAIT_FOR_TASK_TOKEN,
+		RetryOnServiceExceptions: jsii.Bool(false),
+		Payload: sfn.TaskInput_FromObject(&map[string]interface{}{
+			"taskToken":      sfn.JsonPath_TaskToken(),
+			"runId":          at("$.run.runId"),
+			"dryRun":         at("$.run.dryRun"),
+			"operation":      at("$.run.operation"),
+			"timeoutSeconds": at("$.run.approvalTimeoutSeconds"),
+			"wave":           at("$.wave"),
+		}),
+		TaskTimeout: sfn.Timeout_At(jsii.String("$.run.approvalTimeoutSeconds")),
+		ResultPath:  jsii.String(contract.PathApproval),
+	})
+	b.retry(task)
+	rejected := haltVerdict(b.scope, contract.StateApprovalRejected, contract.StatusRejected,
+		sfn.JsonPath_Format(jsii.String("{}: {}"),
+			at(contract.PathApprovalError+".Error"), at(contract.PathApprovalError+".Cause")))
+	rejected.Next(report)
+	task.AddCatch(rejected, &sfn.CatchProps{
+		Errors:     jsii.Strings(*sfn.Errors_ALL()),
+		ResultPath: jsii.String(contract.PathApprovalError),
+	})
+	return task
 }
 
 // itemReader reads the wave's manifest (a JSON array of contract.TargetRef)
@@ -263,7 +422,16 @@ func (b *builder) patchTarget() sfn.IChainable {
 		Otherwise(verify)
 	send.Next(startPolling).Next(wait).Next(poll).Next(commandDone)
 
+	// A re-run skips a target whose recorded result is final. The flag is
+	// omitted when false, so its presence is tested first.
+	alreadyDone := sfn.NewSucceed(s, jsii.String(contract.StateAlreadyDone), &sfn.SucceedProps{
+		OutputPath: jsii.String(contract.PathInventory),
+	})
 	hasInstances := sfn.NewChoice(s, jsii.String(contract.StateHasInstances), nil).
+		When(sfn.Condition_And(
+			sfn.Condition_IsPresent(jsii.String(contract.PathInventory+".alreadyRecorded")),
+			sfn.Condition_BooleanEquals(jsii.String(contract.PathInventory+".alreadyRecorded"), jsii.Bool(true))),
+			alreadyDone, nil).
 		When(sfn.Condition_NumberGreaterThan(jsii.String(contract.PathInventory+".targetCount"), jsii.Number(0)), send, nil).
 		Otherwise(verify)
 	return inventory.Next(hasInstances)

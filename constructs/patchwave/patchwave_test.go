@@ -63,8 +63,10 @@ func synth() (s *synthesized, err error) {
 	stack := awscdk.NewStack(app, jsii.String("TestStack"), &awscdk.StackProps{
 		Env: &awscdk.Environment{Account: jsii.String("123456789012"), Region: jsii.String("us-east-1")},
 	})
+	// Only the functions the state machine invokes: ApprovalCallback is the
+	// approval API's.
 	fns := map[string]awslambda.IFunction{}
-	for _, fn := range contract.Functions() {
+	for _, fn := range contract.StateMachineFunctions() {
 		fns[fn.Name] = awslambda.Function_FromFunctionArn(stack, jsii.String(fn.Name),
 			jsii.String("arn:aws:lambda:us-east-1:123456789012:function:"+fn.Name))
 	}
@@ -152,14 +154,51 @@ func states(def map[string]any) map[string]map[string]any {
 	return out
 }
 
-func processor(t *testing.T) map[string]any {
+func processor(t *testing.T) map[string]any { return processorOf(t, contract.StatePatchTargets) }
+
+func processorOf(t *testing.T, mapState string) map[string]any {
 	t.Helper()
-	m := states(shared.definition)[contract.StatePatchTargets]
+	m := states(shared.definition)[mapState]
 	if m == nil {
-		t.Fatalf("no %s state", contract.StatePatchTargets)
+		t.Fatalf("no %s state", mapState)
 	}
 	return m["ItemProcessor"].(map[string]any)
 }
+
+// state returns one orchestrator state or fails the test.
+func state(t *testing.T, name string) map[string]any {
+	t.Helper()
+	s := states(shared.definition)[name]
+	if s == nil {
+		t.Fatalf("no %s state", name)
+	}
+	return s
+}
+
+// choices returns a Choice state's rules.
+func choices(t *testing.T, name string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, c := range state(t, name)["Choices"].([]any) {
+		out = append(out, c.(map[string]any))
+	}
+	return out
+}
+
+// next follows a state's Next (a Choice's Default when it has none).
+func next(t *testing.T, name string) string {
+	t.Helper()
+	s := state(t, name)
+	if n, ok := s["Next"].(string); ok {
+		return n
+	}
+	n, _ := s["Default"].(string)
+	return n
+}
+
+// haltAlarmsPresent is the rule a Choice uses to ask whether the wave
+// lists halt alarms.
+var haltAlarmsPresent = map[string]any{"Variable": "$.wave.haltAlarms[0]", "IsPresent": true}
 
 func jsonFields(v any) []string {
 	var out []string
@@ -285,8 +324,37 @@ func TestOrchestratorDefinition(t *testing.T) {
 			keys = append(keys, strings.TrimSuffix(k, ".$"))
 		}
 		sort.Strings(keys)
-		if want := jsonFields(contract.TargetInput{}); !slices.Equal(keys, want) {
-			t.Errorf("ItemSelector fields = %v, want TargetInput's %v", keys, want)
+		want := slices.DeleteFunc(jsonFields(contract.TargetInput{}), func(f string) bool { return f == "preview" })
+		if !slices.Equal(keys, want) {
+			t.Errorf("ItemSelector fields = %v, want TargetInput's %v without preview", keys, want)
+		}
+	})
+
+	t.Run("preview map selects the same TargetInput with preview true", func(t *testing.T) {
+		patch := state(t, contract.StatePatchTargets)
+		preview := state(t, contract.StatePreviewWave)
+		want := map[string]any{"preview": true}
+		for k, v := range patch["ItemSelector"].(map[string]any) {
+			want[k] = v
+		}
+		if !reflect.DeepEqual(preview["ItemSelector"], want) {
+			t.Errorf("PreviewWave ItemSelector = %v, want %v", preview["ItemSelector"], want)
+		}
+		for _, k := range []string{"ItemReader", "MaxConcurrencyPath"} {
+			if !reflect.DeepEqual(preview[k], patch[k]) {
+				t.Errorf("PreviewWave %s = %v, want PatchTargets' %v", k, preview[k], patch[k])
+			}
+		}
+		if v, ok := preview["ResultPath"]; !ok || v != nil {
+			t.Errorf("PreviewWave ResultPath = %v, want null (discarded)", v)
+		}
+		inv := states(processorOf(t, contract.StatePreviewWave))[contract.StatePreviewInventory]
+		if !strings.HasSuffix(flatResource(inv), ":"+contract.PreEC2Inventory.Name) {
+			t.Errorf("%s invokes %v, want %s", contract.StatePreviewInventory, inv["Parameters"], contract.PreEC2Inventory.Name)
+		}
+		catch, _ := inv["Catch"].([]any)
+		if len(catch) != 1 || catch[0].(map[string]any)["Next"] != contract.StatePreviewFailed {
+			t.Errorf("%s Catch = %v, want one to %s", contract.StatePreviewInventory, catch, contract.StatePreviewFailed)
 		}
 	})
 
@@ -321,6 +389,8 @@ func TestOrchestratorDefinition(t *testing.T) {
 			contract.StateEvaluateWave:   contract.EvaluateRequest{},
 			contract.StateWriteRunReport: contract.ReportRequest{},
 			contract.StatePollCommand:    contract.PollRequest{},
+			contract.StateAlarmsBefore:   contract.AlarmCheckRequest{},
+			contract.StateAlarmsAfter:    contract.AlarmCheckRequest{},
 		} {
 			if got, w := parameterKeys(all[state]), jsonFields(want); !slices.Equal(got, w) {
 				t.Errorf("%s payload fields = %v, want %v", state, got, w)
@@ -329,6 +399,20 @@ func TestOrchestratorDefinition(t *testing.T) {
 		for _, whole := range []string{contract.StateInventory, contract.StateSendCommand, contract.StateVerify, contract.StateRecordFailure} {
 			if _, ok := all[whole]["Parameters"]; ok {
 				t.Errorf("%s has Parameters; it must receive the whole state", whole)
+			}
+		}
+		payload := all[contract.StateRequestApproval]["Parameters"].(map[string]any)["Payload"].(map[string]any)
+		var got []string
+		for k := range payload {
+			got = append(got, strings.TrimSuffix(k, ".$"))
+		}
+		sort.Strings(got)
+		if w := jsonFields(contract.ApprovalRequest{}); !slices.Equal(got, w) {
+			t.Errorf("%s payload fields = %v, want %v", contract.StateRequestApproval, got, w)
+		}
+		for _, verdict := range []string{contract.StateHaltedByAlarm, contract.StateApprovalRejected} {
+			if got, w := parameterKeys(all[verdict]), jsonFields(contract.WaveVerdict{}); !slices.Equal(got, w) {
+				t.Errorf("%s verdict fields = %v, want %v", verdict, got, w)
 			}
 		}
 		data, _ := json.Marshal(all[contract.StateStartPolling]["Result"])
@@ -353,12 +437,20 @@ func TestOrchestratorDefinition(t *testing.T) {
 			contract.StateWavePause, contract.StateWriteRunReport, contract.StateRunDone, contract.StateInventory,
 			contract.StateHasInstances, contract.StateSendCommand, contract.StateStartPolling, contract.StatePollWait,
 			contract.StatePollCommand, contract.StateCommandDone, contract.StateVerify, contract.StateRecordFailure,
-			contract.StateTargetSucceeded}
+			contract.StateTargetSucceeded, contract.StateAlreadyDone, contract.StateHasAlarmsBefore,
+			contract.StateAlarmsBefore, contract.StateAlarmsClear, contract.StateHaltedByAlarm,
+			contract.StateApprovalRequired, contract.StatePreviewWave, contract.StatePreviewInventory,
+			contract.StatePreviewFailed, contract.StateRequestApproval, contract.StateApprovalRejected,
+			contract.StateHasAlarmsAfter, contract.StateAlarmsAfter, contract.StateAlarmCheckFailedBefore,
+			contract.StateAlarmCheckFailedAfter}
 		var got []string
 		for name := range states(shared.definition) {
 			got = append(got, name)
 		}
 		for name := range states(processor(t)) {
+			got = append(got, name)
+		}
+		for name := range states(processorOf(t, contract.StatePreviewWave)) {
 			got = append(got, name)
 		}
 		sort.Strings(got)
@@ -367,6 +459,202 @@ func TestOrchestratorDefinition(t *testing.T) {
 			t.Errorf("states = %v, want %v", got, known)
 		}
 	})
+}
+
+func TestGates(t *testing.T) {
+	t.Run("approval task waits for a task token with the run's timeout", func(t *testing.T) {
+		s := state(t, contract.StateRequestApproval)
+		if s["Resource"] != "arn:aws:states:::lambda:invoke.waitForTaskToken" {
+			t.Errorf("Resource = %v, want lambda:invoke.waitForTaskToken", s["Resource"])
+		}
+		params := s["Parameters"].(map[string]any)
+		if !strings.HasSuffix(fmt.Sprint(params["FunctionName"]), ":"+contract.SendApprovalRequest.Name) {
+			t.Errorf("FunctionName = %v, want %s", params["FunctionName"], contract.SendApprovalRequest.Name)
+		}
+		payload := params["Payload"].(map[string]any)
+		if payload["taskToken.$"] != "$$.Task.Token" || payload["timeoutSeconds.$"] != "$.run.approvalTimeoutSeconds" {
+			t.Errorf("payload = %v, want the task token and the run's timeout", payload)
+		}
+		if s["TimeoutSecondsPath"] != "$.run.approvalTimeoutSeconds" {
+			t.Errorf("TimeoutSecondsPath = %v, want $.run.approvalTimeoutSeconds", s["TimeoutSecondsPath"])
+		}
+		if _, ok := s["TimeoutSeconds"]; ok {
+			t.Error("the task has a fixed TimeoutSeconds as well")
+		}
+		if s["ResultPath"] != contract.PathApproval {
+			t.Errorf("ResultPath = %v, want %s", s["ResultPath"], contract.PathApproval)
+		}
+		if next(t, contract.StateRequestApproval) != contract.StatePatchTargets {
+			t.Errorf("approved wave goes to %s, want %s", next(t, contract.StateRequestApproval), contract.StatePatchTargets)
+		}
+	})
+
+	t.Run("approval gate previews the wave first, only when the wave asks for approval", func(t *testing.T) {
+		rules := choices(t, contract.StateApprovalRequired)
+		want := map[string]any{"Variable": "$.wave.approval", "BooleanEquals": true, "Next": contract.StatePreviewWave}
+		if len(rules) != 1 || !reflect.DeepEqual(rules[0], want) {
+			t.Errorf("%s rules = %v, want %v", contract.StateApprovalRequired, rules, want)
+		}
+		if d := next(t, contract.StateApprovalRequired); d != contract.StatePatchTargets {
+			t.Errorf("%s default = %s, want %s", contract.StateApprovalRequired, d, contract.StatePatchTargets)
+		}
+		if n := next(t, contract.StatePreviewWave); n != contract.StateRequestApproval {
+			t.Errorf("%s goes to %s, want %s", contract.StatePreviewWave, n, contract.StateRequestApproval)
+		}
+	})
+
+	t.Run("a rejection or timeout reaches ApprovalRejected", func(t *testing.T) {
+		catch, _ := state(t, contract.StateRequestApproval)["Catch"].([]any)
+		want := []any{map[string]any{"ErrorEquals": []any{"States.ALL"}, "ResultPath": contract.PathApprovalError,
+			"Next": contract.StateApprovalRejected}}
+		if !reflect.DeepEqual(catch, want) {
+			t.Errorf("Catch = %v, want %v", catch, want)
+		}
+		for _, r := range state(t, contract.StateRequestApproval)["Retry"].([]any) {
+			for _, e := range r.(map[string]any)["ErrorEquals"].([]any) {
+				if e == contract.ErrApprovalRejected || e == "States.Timeout" || e == "States.ALL" {
+					t.Errorf("the approval task retries %v; a rejection or timeout is final", e)
+				}
+			}
+		}
+		rejected := state(t, contract.StateApprovalRejected)
+		params := rejected["Parameters"].(map[string]any)
+		if params["status"] != contract.StatusRejected || params["halt"] != true ||
+			params["reason.$"] != "States.Format('{}: {}', $.approvalError.Error, $.approvalError.Cause)" {
+			t.Errorf("%s verdict = %v", contract.StateApprovalRejected, params)
+		}
+		if rejected["ResultPath"] != contract.PathVerdict || next(t, contract.StateApprovalRejected) != contract.StateWriteRunReport {
+			t.Errorf("%s puts its verdict at %v and goes to %s", contract.StateApprovalRejected, rejected["ResultPath"],
+				next(t, contract.StateApprovalRejected))
+		}
+	})
+
+	t.Run("halt alarms are checked before and after a wave", func(t *testing.T) {
+		for _, c := range []struct{ choice, check, phase, then, otherwise string }{
+			{contract.StateHasAlarmsBefore, contract.StateAlarmsBefore, contract.PhaseBeforeWave, contract.StateAlarmsClear, contract.StateApprovalRequired},
+			{contract.StateHasAlarmsAfter, contract.StateAlarmsAfter, contract.PhaseAfterWave, contract.StateEvaluateWave, contract.StateEvaluateWave},
+		} {
+			rules := choices(t, c.choice)
+			want := map[string]any{"Next": c.check}
+			for k, v := range haltAlarmsPresent {
+				want[k] = v
+			}
+			if len(rules) != 1 || !reflect.DeepEqual(rules[0], want) {
+				t.Errorf("%s rules = %v, want %v", c.choice, rules, want)
+			}
+			if d := next(t, c.choice); d != c.otherwise {
+				t.Errorf("%s default = %s, want %s", c.choice, d, c.otherwise)
+			}
+			check := state(t, c.check)
+			payload := check["Parameters"].(map[string]any)
+			if payload["phase"] != c.phase || payload["alarmNames.$"] != "$.wave.haltAlarms" {
+				t.Errorf("%s payload = %v, want phase %s and the wave's alarms", c.check, payload, c.phase)
+			}
+			if !strings.HasSuffix(flatResource(check), ":"+contract.CheckHaltAlarms.Name) || check["ResultPath"] != contract.PathAlarms {
+				t.Errorf("%s invokes %v with result at %v", c.check, payload, check["ResultPath"])
+			}
+			if n := next(t, c.check); n != c.then {
+				t.Errorf("%s goes to %s, want %s", c.check, n, c.then)
+			}
+		}
+		if next(t, contract.StateSelectWave) != contract.StateHasAlarmsBefore || next(t, contract.StatePatchTargets) != contract.StateHasAlarmsAfter {
+			t.Error("the alarm checks are not right after SelectWave and PatchTargets")
+		}
+		firing := choices(t, contract.StateAlarmsClear)
+		if len(firing) != 1 || firing[0]["Variable"] != contract.PathAlarms+".firing" || firing[0]["BooleanEquals"] != true ||
+			firing[0]["Next"] != contract.StateHaltedByAlarm || next(t, contract.StateAlarmsClear) != contract.StateApprovalRequired {
+			t.Errorf("%s = %v", contract.StateAlarmsClear, state(t, contract.StateAlarmsClear))
+		}
+		halted := state(t, contract.StateHaltedByAlarm)
+		params := halted["Parameters"].(map[string]any)
+		if params["status"] != contract.StatusAborted || params["halt"] != true || params["reason.$"] != contract.PathAlarms+".reason" ||
+			halted["ResultPath"] != contract.PathVerdict || next(t, contract.StateHaltedByAlarm) != contract.StateWriteRunReport {
+			t.Errorf("%s = %v", contract.StateHaltedByAlarm, halted)
+		}
+		// Every wave starts with a clear check, so EvaluateWave always has one.
+		clear := state(t, contract.StateSelectWave)["Parameters"].(map[string]any)["alarms"]
+		if !reflect.DeepEqual(clear, map[string]any{"firing": false, "alarms": []any{}}) {
+			t.Errorf("SelectWave alarms = %v, want a clear AlarmCheck", clear)
+		}
+		if got := state(t, contract.StateEvaluateWave)["Parameters"].(map[string]any)["alarms.$"]; got != contract.PathAlarms {
+			t.Errorf("EvaluateWave alarms = %v, want %s", got, contract.PathAlarms)
+		}
+	})
+
+	t.Run("an alarm check that fails counts as a firing alarm", func(t *testing.T) {
+		for _, c := range []struct{ check, failed, then string }{
+			{contract.StateAlarmsBefore, contract.StateAlarmCheckFailedBefore, contract.StateAlarmsClear},
+			{contract.StateAlarmsAfter, contract.StateAlarmCheckFailedAfter, contract.StateEvaluateWave},
+		} {
+			catches, _ := state(t, c.check)["Catch"].([]any)
+			if len(catches) != 1 {
+				t.Fatalf("%s has %d catchers, want 1", c.check, len(catches))
+			}
+			catch := catches[0].(map[string]any)
+			if !reflect.DeepEqual(catch["ErrorEquals"], []any{"States.ALL"}) || catch["Next"] != c.failed {
+				t.Errorf("%s catch = %v, want States.ALL to %s", c.check, catch, c.failed)
+			}
+			failed := state(t, c.failed)
+			params := failed["Parameters"].(map[string]any)
+			if params["firing"] != true || failed["ResultPath"] != contract.PathAlarms || next(t, c.failed) != c.then {
+				t.Errorf("%s = %v, want a firing check at %s going to %s", c.failed, failed, contract.PathAlarms, c.then)
+			}
+		}
+	})
+
+	t.Run("a halt stops the run whatever abortOnIssues says", func(t *testing.T) {
+		rules := choices(t, contract.StateAbortCheck)
+		want := []map[string]any{{
+			"Or": []any{
+				map[string]any{"Variable": "$.verdict.halt", "BooleanEquals": true},
+				map[string]any{"And": []any{
+					map[string]any{"Variable": "$.verdict.status", "StringEquals": contract.StatusFailed},
+					map[string]any{"Variable": "$.run.abortOnIssues", "BooleanEquals": true},
+				}},
+			},
+			"Next": contract.StateWriteRunReport,
+		}}
+		if !reflect.DeepEqual(rules, want) {
+			t.Errorf("%s rules = %v, want %v", contract.StateAbortCheck, rules, want)
+		}
+		if d := next(t, contract.StateAbortCheck); d != contract.StateAdvanceWave {
+			t.Errorf("%s default = %s", contract.StateAbortCheck, d)
+		}
+	})
+
+	t.Run("a re-run skips recorded targets", func(t *testing.T) {
+		p := states(processor(t))
+		has := p[contract.StateHasInstances]
+		rules := has["Choices"].([]any)
+		first := rules[0].(map[string]any)
+		want := map[string]any{
+			"And": []any{
+				map[string]any{"Variable": "$.inventory.alreadyRecorded", "IsPresent": true},
+				map[string]any{"Variable": "$.inventory.alreadyRecorded", "BooleanEquals": true},
+			},
+			"Next": contract.StateAlreadyDone,
+		}
+		if !reflect.DeepEqual(first, want) {
+			t.Errorf("first %s rule = %v, want %v", contract.StateHasInstances, first, want)
+		}
+		if done := p[contract.StateAlreadyDone]; done["Type"] != "Succeed" {
+			t.Errorf("%s = %v, want a Succeed state", contract.StateAlreadyDone, done)
+		}
+		if len(rules) != 2 || rules[1].(map[string]any)["Next"] != contract.StateSendCommand {
+			t.Errorf("%s rules = %v, want the skip, then send when there are instances", contract.StateHasInstances, rules)
+		}
+	})
+}
+
+// flatResource is the function a Lambda task invokes: its Resource when the
+// task invokes the function directly (payload response only), otherwise
+// its FunctionName parameter.
+func flatResource(s map[string]any) string {
+	if r, _ := s["Resource"].(string); strings.HasPrefix(r, "arn:aws:lambda:") {
+		return r
+	}
+	params, _ := s["Parameters"].(map[string]any)
+	return fmt.Sprint(params["FunctionName"])
 }
 
 // aslValidator finds the asl-validator binary: $EC2PATCH_ASL_VALIDATOR, or

@@ -343,8 +343,8 @@ func TestHubStack(t *testing.T) {
 
 	t.Run("every log group has the configured retention", func(t *testing.T) {
 		groups := resources(shared.hub, "AWS::Logs::LogGroup")
-		if len(groups) != len(contract.Functions())+1 {
-			t.Errorf("%d log groups, want one per function and one for the state machine", len(groups))
+		if len(groups) != len(contract.Functions())+2 {
+			t.Errorf("%d log groups, want one per function, one for the state machine and one for the approval API", len(groups))
 		}
 		for id, g := range groups {
 			if props(g)["RetentionInDays"] != float64(p.Hub.LogRetentionDays) {
@@ -430,11 +430,15 @@ func TestHubStack(t *testing.T) {
 
 	t.Run("outputs use the contract's keys", func(t *testing.T) {
 		outputs := shared.hub["Outputs"].(map[string]any)
-		for _, k := range []string{contract.OutputOrchestratorARN, contract.OutputTableName, contract.OutputBucketName,
-			contract.OutputTopicARN, contract.OutputTaskRoleARN} {
+		want := []string{contract.OutputOrchestratorARN, contract.OutputTableName, contract.OutputBucketName,
+			contract.OutputTopicARN, contract.OutputTaskRoleARN, contract.OutputApprovalURL}
+		for _, k := range want {
 			if _, ok := outputs[k]; !ok {
 				t.Errorf("no output %s", k)
 			}
+		}
+		if len(outputs) != len(want) {
+			t.Errorf("outputs %v, want exactly %v", outputs, want)
 		}
 	})
 
@@ -448,6 +452,215 @@ func TestHubStack(t *testing.T) {
 			}
 			if _, ok := tmpl["Conditions"]; ok {
 				t.Error("template has Conditions")
+			}
+		}
+	})
+}
+
+// function finds a handler's logical ID and properties by its EnvHandler.
+func function(t *testing.T, fn contract.Function) (string, map[string]any) {
+	t.Helper()
+	for id, r := range resources(shared.hub, "AWS::Lambda::Function") {
+		vars := props(r)["Environment"].(map[string]any)["Variables"].(map[string]any)
+		if vars[contract.EnvHandler] == fn.Dir {
+			return id, props(r)
+		}
+	}
+	t.Fatalf("no function %s", fn.Name)
+	return "", nil
+}
+
+// envOf is a handler's environment.
+func envOf(t *testing.T, fn contract.Function) map[string]any {
+	t.Helper()
+	_, pr := function(t, fn)
+	return pr["Environment"].(map[string]any)["Variables"].(map[string]any)
+}
+
+// roleStatements are the statements of every policy attached to a
+// handler's role.
+func roleStatements(t *testing.T, fn contract.Function) []map[string]any {
+	t.Helper()
+	_, pr := function(t, fn)
+	role := pr["Role"].(map[string]any)["Fn::GetAtt"].([]any)[0]
+	var out []map[string]any
+	for _, pol := range resources(shared.hub, "AWS::IAM::Policy") {
+		for _, r := range list(props(pol)["Roles"]) {
+			if r.(map[string]any)["Ref"] == role {
+				out = append(out, statements(props(pol)["PolicyDocument"])...)
+			}
+		}
+	}
+	if role, ok := resources(shared.hub, "")[role.(string)]; ok {
+		for _, pol := range list(props(role)["Policies"]) {
+			if pol != nil {
+				out = append(out, statements(pol.(map[string]any)["PolicyDocument"])...)
+			}
+		}
+	}
+	return out
+}
+
+func resourceID(t *testing.T, typ string) string {
+	t.Helper()
+	ids := resources(shared.hub, typ)
+	if len(ids) != 1 {
+		t.Fatalf("%d %s resources, want 1", len(ids), typ)
+	}
+	for id := range ids {
+		return id
+	}
+	return ""
+}
+
+func TestApprovalGate(t *testing.T) {
+	t.Run("approval API has GET and POST on /approvals/{approvalId} and logs access", func(t *testing.T) {
+		api := resourceID(t, "AWS::ApiGateway::RestApi")
+		callback, _ := function(t, contract.ApprovalCallback)
+		var approvals, approval string
+		for id, r := range resources(shared.hub, "AWS::ApiGateway::Resource") {
+			switch pr := props(r); pr["PathPart"] {
+			case "approvals":
+				approvals = id
+				if flat(pr["ParentId"]) != "${"+api+".RootResourceId}" {
+					t.Errorf("/approvals is under %v", pr["ParentId"])
+				}
+			case "{approvalId}":
+				approval = id
+				if flat(pr["ParentId"]) != "${"+approvals+"}" && approvals != "" {
+					t.Errorf("{approvalId} is under %v", pr["ParentId"])
+				}
+			default:
+				t.Errorf("unexpected API resource %s %v", id, pr["PathPart"])
+			}
+		}
+		if approvals == "" || approval == "" {
+			t.Fatal("no /approvals/{approvalId} resource")
+		}
+		var verbs []string
+		for id, m := range resources(shared.hub, "AWS::ApiGateway::Method") {
+			pr := props(m)
+			verbs = append(verbs, pr["HttpMethod"].(string))
+			integ := pr["Integration"].(map[string]any)
+			if flat(pr["ResourceId"]) != "${"+approval+"}" || integ["Type"] != "AWS_PROXY" ||
+				!strings.Contains(flat(integ["Uri"]), "${"+callback+".Arn}") {
+				t.Errorf("%s is not a proxy to ApprovalCallback on /approvals/{approvalId}: %v", id, pr)
+			}
+			if pr["ApiKeyRequired"] == true || pr["RequestValidatorId"] == nil {
+				t.Errorf("%s: api key %v, validator %v", id, pr["ApiKeyRequired"], pr["RequestValidatorId"])
+			}
+		}
+		slices.Sort(verbs)
+		if !slices.Equal(verbs, []string{"GET", "POST"}) {
+			t.Errorf("methods = %v, want GET and POST", verbs)
+		}
+		stage := props(resources(shared.hub, "AWS::ApiGateway::Stage")[resourceID(t, "AWS::ApiGateway::Stage")])
+		logs := stage["AccessLogSetting"].(map[string]any)
+		group, _ := logs["DestinationArn"].(map[string]any)["Fn::GetAtt"].([]any)
+		if stage["StageName"] != "prod" || len(group) == 0 || resources(shared.hub, "AWS::Logs::LogGroup")[group[0].(string)] == nil {
+			t.Errorf("stage %v logs access to %v, want stage prod logging to one of the stack's log groups", stage["StageName"], logs)
+		}
+		for _, f := range []string{"$context.identity.sourceIp", "$context.httpMethod", "$context.status"} {
+			if !strings.Contains(fmt.Sprint(logs["Format"]), f) {
+				t.Errorf("access log format lacks %s", f)
+			}
+		}
+		settings := list(stage["MethodSettings"])[0].(map[string]any)
+		if settings["ThrottlingRateLimit"] != 10.0 || settings["ThrottlingBurstLimit"] != 20.0 {
+			t.Errorf("throttling = %v", settings)
+		}
+		url := flat(shared.hub["Outputs"].(map[string]any)[contract.OutputApprovalURL].(map[string]any)["Value"])
+		if url != "https://${"+api+"}.execute-api.${AWS::Region}.${AWS::URLSuffix}/prod/approvals" {
+			t.Errorf("%s = %s", contract.OutputApprovalURL, url)
+		}
+		if got := flat(envOf(t, contract.SendApprovalRequest)[contract.EnvApprovalURL]); got != url {
+			t.Errorf("SendApprovalRequest %s = %s, want %s", contract.EnvApprovalURL, got, url)
+		}
+	})
+
+	t.Run("signing secret is KMS-encrypted", func(t *testing.T) {
+		id := resourceID(t, "AWS::SecretsManager::Secret")
+		pr := props(resources(shared.hub, "")[id])
+		if flat(pr["KmsKeyId"]) != "${"+keyID(t)+".Arn}" {
+			t.Errorf("KmsKeyId = %v, want the hub key", pr["KmsKeyId"])
+		}
+		gen, _ := pr["GenerateSecretString"].(map[string]any)
+		if gen["PasswordLength"] != 64.0 || gen["ExcludePunctuation"] != true {
+			t.Errorf("GenerateSecretString = %v, want 64 characters without punctuation", gen)
+		}
+		if _, ok := pr["SecretString"]; ok {
+			t.Error("the secret's value is in the template")
+		}
+		for _, fn := range []contract.Function{contract.SendApprovalRequest, contract.ApprovalCallback} {
+			if got := flat(envOf(t, fn)[contract.EnvSigningSecret]); got != "${"+id+"}" {
+				t.Errorf("%s %s = %s, want the secret's ARN", fn.Name, contract.EnvSigningSecret, got)
+			}
+		}
+	})
+
+	t.Run("ApprovalCallback may answer only the orchestrator's task tokens", func(t *testing.T) {
+		sm := resourceID(t, "AWS::StepFunctions::StateMachine")
+		var answering []string
+		for _, fn := range contract.Functions() {
+			for _, s := range roleStatements(t, fn) {
+				for _, a := range list(s["Action"]) {
+					if strings.HasPrefix(a.(string), "states:SendTask") || a == "states:*" {
+						answering = append(answering, fn.Name+" "+a.(string)+" on "+flat(s["Resource"]))
+					}
+				}
+			}
+		}
+		slices.Sort(answering)
+		want := []string{
+			"ApprovalCallback states:SendTaskFailure on ${" + sm + "}",
+			"ApprovalCallback states:SendTaskSuccess on ${" + sm + "}",
+		}
+		if !slices.Equal(answering, want) {
+			t.Errorf("task token permissions = %v, want %v", answering, want)
+		}
+	})
+
+	t.Run("CheckHaltAlarms can only describe alarms", func(t *testing.T) {
+		stmts := roleStatements(t, contract.CheckHaltAlarms)
+		if len(stmts) != 1 {
+			t.Fatalf("CheckHaltAlarms has %d statements, want 1: %v", len(stmts), stmts)
+		}
+		s := stmts[0]
+		if !reflect.DeepEqual(list(s["Action"]), []any{"cloudwatch:DescribeAlarms"}) || s["Effect"] != "Allow" ||
+			flat(s["Resource"]) != "*" { // composite alarms are returned only to "*"
+			t.Errorf("statement = %v", s)
+		}
+	})
+
+	t.Run("approval handlers reach the table, topic and secret they use", func(t *testing.T) {
+		for fn, want := range map[contract.Function][]string{
+			contract.SendApprovalRequest: {contract.EnvTable, contract.EnvTopicARN, contract.EnvApprovalURL, contract.EnvSigningSecret, contract.EnvRecordTTLDays},
+			contract.ApprovalCallback:    {contract.EnvTable, contract.EnvSigningSecret, contract.EnvRecordTTLDays},
+			contract.PreEC2Inventory:     {contract.EnvTable, contract.EnvRecordTTLDays},
+		} {
+			env := envOf(t, fn)
+			for _, k := range want {
+				if env[k] == nil {
+					t.Errorf("%s lacks %s", fn.Name, k)
+				}
+			}
+			var actions []string
+			for _, s := range roleStatements(t, fn) {
+				for _, a := range list(s["Action"]) {
+					actions = append(actions, a.(string))
+				}
+			}
+			needs := []string{"dynamodb:UpdateItem", "dynamodb:Query"}
+			if fn != contract.PreEC2Inventory {
+				needs = append(needs, "secretsmanager:GetSecretValue")
+			}
+			if fn == contract.SendApprovalRequest {
+				needs = append(needs, "sns:Publish")
+			}
+			for _, a := range needs {
+				if !slices.Contains(actions, a) {
+					t.Errorf("%s may not %s", fn.Name, a)
+				}
 			}
 		}
 	})
