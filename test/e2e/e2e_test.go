@@ -35,7 +35,9 @@ func TestEmulator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	// Two hub alarms for the alarm gates: one quiet, one firing.
+	f.Alarms = map[string]string{alarmQuiet: fleet.AlarmOK, alarmFiring: fleet.AlarmFiring}
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	h := emulator.NewForTest(t, ctx, emulator.Options{Fleet: f})
 
@@ -78,6 +80,10 @@ func TestEmulator(t *testing.T) {
 		installRun = res
 		checkAgainstFleet(t, h, res, input)
 		checkRoleMissingNeverAssumed(t, h, res)
+		// abortOnIssues is false: wave2 fails and wave3 still runs.
+		if res.Report.Status != contract.StatusFailed || commandsTo(res.Calls, "444444444444") == 0 {
+			t.Errorf("run %s with %d commands to wave3's account, want FAILED and wave3 patched", res.Report.Status, commandsTo(res.Calls, "444444444444"))
+		}
 		for _, c := range sendCommands(res.Calls) {
 			if op := c.Param("Parameters", "Operation"); !slices.Equal(op, []string{contract.OperationInstall}) {
 				t.Errorf("SendCommand in %s/%s had Operation %v, want Install", c.Account, c.Region, op)
@@ -166,6 +172,8 @@ func TestEmulator(t *testing.T) {
 			t.Errorf("%d throttled and %d accepted SendCommand calls, want 1 and 1 (a retry never sends twice)", throttled, sent)
 		}
 	})
+
+	gateTests(t, ctx, h)
 
 	t.Run("dry run only scans", func(t *testing.T) {
 		runID := "e2e-dryrun-" + time.Now().UTC().Format("150405")

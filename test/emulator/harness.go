@@ -77,10 +77,11 @@ type Harness struct {
 	// Instances are the seeded instances, in fleet order.
 	Instances []Instance
 
-	hub  aws.Config
-	sfn  *sfn.Client
-	s3   *s3.Client
-	logf func(string, ...any)
+	hub   aws.Config
+	sfn   *sfn.Client
+	inbox *inbox
+	s3    *s3.Client
+	logf  func(string, ...any)
 }
 
 // Instance is one seeded EC2 instance.
@@ -144,7 +145,8 @@ func (h *Harness) start(ctx context.Context, opts Options, bin, handlers string)
 		_ = ln.Close()
 		return err
 	}
-	h.Proxy = proxy.New(proxy.Config{Upstream: h.Moto.URL, HandlersDir: handlers, Logs: opts.Logs})
+	h.Proxy = proxy.New(proxy.Config{Upstream: h.Moto.URL, HandlersDir: handlers, Logs: opts.Logs,
+		HubAccount: p.Account, HubRegion: p.Region})
 	h.Proxy.Serve(ln)
 	enforce := true
 	if opts.EnforceExternalID != nil {
@@ -179,6 +181,12 @@ func (h *Harness) start(ctx context.Context, opts Options, bin, handlers string)
 	if err := h.deployHub(ctx); err != nil {
 		return err
 	}
+	if err := h.startInbox(ctx); err != nil {
+		return err
+	}
+	if err := h.createAlarms(ctx); err != nil {
+		return err
+	}
 	return h.seed(ctx)
 }
 
@@ -199,6 +207,10 @@ func checkHandlers(dir string) error {
 
 // Close stops the workers, the proxy and moto.
 func (h *Harness) Close() {
+	if h.inbox != nil {
+		h.inbox.stop()
+		<-h.inbox.done
+	}
 	if h.Proxy != nil {
 		_ = h.Proxy.Close()
 	}
@@ -316,7 +328,11 @@ func dummyZip() ([]byte, error) {
 func (h *Harness) deployHub(ctx context.Context) error {
 	h.logf("deploying %s in %s/%s", h.Templates.HubStackName, h.Params.Account, h.Params.Region)
 	cfn := cloudformation.NewFromConfig(h.hub)
-	outputs, err := deployStack(ctx, cfn, h.Templates.HubStackName, h.Templates.Hub)
+	template, err := h.provideSecrets(ctx, h.Templates.HubStackName, h.Templates.Hub)
+	if err != nil {
+		return err
+	}
+	outputs, err := deployStack(ctx, cfn, h.Templates.HubStackName, template)
 	if err != nil {
 		return fmt.Errorf("emulator: hub: %w", err)
 	}
@@ -463,18 +479,42 @@ type Result struct {
 	Report  *contract.Report
 	// Calls are the calls the proxy recorded during the execution.
 	Calls []proxy.Call
+	// Answers are the approval gates the harness answered (or let time
+	// out), in wave order.
+	Answers []Answer
 }
 
-// Run starts an execution with input and waits for its end.
+// RunOptions change how Run answers approval gates.
+type RunOptions struct {
+	// Approvals maps a gated wave ID to approve, reject or timeout.
+	// Default: the fleet's approvals.
+	Approvals map[string]string
+	// Manual leaves every approval to the caller.
+	Manual bool
+}
+
+// Run starts an execution with input, answers its approval gates as the
+// fleet says, and waits for its end.
 func (h *Harness) Run(ctx context.Context, input, name string) (*Result, error) {
+	return h.RunWith(ctx, input, name, RunOptions{})
+}
+
+// RunWith is Run with options.
+func (h *Harness) RunWith(ctx context.Context, input, name string, o RunOptions) (*Result, error) {
 	mark := h.Proxy.Mark()
 	arn, err := h.Start(ctx, input, name)
 	if err != nil {
 		return nil, err
 	}
+	stop := func() []Answer { return nil }
+	if !o.Manual {
+		stop = h.AnswerApprovals(ctx, input, name, o.Approvals)
+	}
 	res, err := h.Wait(ctx, arn, nil)
+	answers := stop()
 	if res != nil {
 		res.Calls = h.Proxy.Calls(mark)
+		res.Answers = answers
 	}
 	return res, err
 }

@@ -34,38 +34,79 @@ type TargetExpectation struct {
 
 // Expected computes what a normalized run over the fleet must report: per
 // target, the instances that match the wave's tag filters, by outcome; per
-// wave, the verdict of contract.JudgeWave; waves after a failed one are
-// NOT_STARTED when the run aborts on issues, and the run is then ABORTED
-// (FAILED when the failed wave was the last). Approval gates are not
-// modelled yet: every wave runs as if approved.
+// wave, the verdict of contract.JudgeWave, after its gates:
+//   - a halt alarm in ALARM before the wave (or one the fleet does not
+//     create: it fails closed) makes the wave ABORTED and the run ABORTED;
+//   - an approval gate answered reject, or not answered (timeout), makes the
+//     wave REJECTED and the run REJECTED;
+//   - a FAILED wave stops the run when it aborts on issues: the run is then
+//     ABORTED (FAILED when the failed wave was the last).
+//
+// Waves after a stop are NOT_STARTED. Gates stop a wave before it sends
+// anything, so a stopped wave has no targets and zero counts. Alarms that
+// change while a wave runs are not modelled.
 func Expected(f *Fleet, run contract.Run) Expectation {
 	exp := Expectation{Status: contract.StatusSucceeded}
-	aborted := false
+	stopped := false
 	for _, w := range run.Waves {
 		we := WaveExpectation{WaveID: w.WaveID}
-		if aborted {
+		switch {
+		case stopped:
 			we.Status = contract.StatusNotStarted
-			exp.Status = contract.StatusAborted
-			exp.Waves = append(exp.Waves, we)
-			continue
-		}
-		var results []contract.TargetResult
-		for _, ref := range w.Targets() {
-			te := ExpectedTarget(f, ref.Account, ref.Region, w.TagFilters, run.DryRun)
-			we.Targets = append(we.Targets, te)
-			results = append(results, contract.TargetResult{Account: te.Account, Region: te.Region,
-				Status: te.Status, Counts: te.Counts})
-		}
-		verdict, _ := contract.JudgeWave(w, results)
-		we.Status, we.Counts = verdict.Status, verdict.Counts
-		exp.Totals = exp.Totals.Add(we.Counts)
-		if we.Status == contract.StatusFailed {
-			exp.Status = contract.StatusFailed
-			aborted = run.AbortOnIssues
+			if exp.Status == contract.StatusFailed {
+				exp.Status = contract.StatusAborted
+			}
+		case len(f.FiringAlarms(w.HaltAlarms)) > 0:
+			we.Status, exp.Status, stopped = contract.StatusAborted, contract.StatusAborted, true
+		case w.Approval && f.Approvals[w.WaveID] != ApprovalApprove:
+			we.Status, exp.Status, stopped = contract.StatusRejected, contract.StatusRejected, true
+		default:
+			var results []contract.TargetResult
+			for _, ref := range w.Targets() {
+				te := ExpectedTarget(f, ref.Account, ref.Region, w.TagFilters, run.DryRun)
+				we.Targets = append(we.Targets, te)
+				results = append(results, contract.TargetResult{Account: te.Account, Region: te.Region,
+					Status: te.Status, Counts: te.Counts})
+			}
+			verdict, _ := contract.JudgeWave(w, results)
+			we.Status, we.Counts = verdict.Status, verdict.Counts
+			exp.Totals = exp.Totals.Add(we.Counts)
+			if we.Status == contract.StatusFailed {
+				exp.Status = contract.StatusFailed
+				stopped = run.AbortOnIssues
+			}
 		}
 		exp.Waves = append(exp.Waves, we)
 	}
 	return exp
+}
+
+// FiringAlarms returns the names, of those given, that halt a wave: in
+// ALARM, or not created by the fleet (a halt alarm that does not exist
+// fails closed).
+func (f *Fleet) FiringAlarms(names []string) []string {
+	var firing []string
+	for _, n := range names {
+		if state, ok := f.Alarms[n]; !ok || state == AlarmFiring {
+			firing = append(firing, n)
+		}
+	}
+	return firing
+}
+
+// NotStarted lists the waves the expectation does not run at all (gated or
+// after a stop): no command may reach their accounts.
+func (e Expectation) NotStarted() []string {
+	var ids []string
+	for _, w := range e.Waves {
+		switch w.Status {
+		case contract.StatusNotStarted, contract.StatusRejected, contract.StatusAborted:
+			if len(w.Targets) == 0 {
+				ids = append(ids, w.WaveID)
+			}
+		}
+	}
+	return ids
 }
 
 // ExpectedTarget is the outcome of one account-region under the tag filters.
@@ -92,6 +133,11 @@ func ExpectedTarget(f *Fleet, account, region string, filters map[string]string,
 		default:
 			te.Counts.Patched += n
 		}
+	}
+	if te.Counts.Targeted() == 0 {
+		// Nothing patchable (no match, or every match skipped): no command
+		// is sent and the target is SKIPPED.
+		te.Status = contract.StatusSkipped
 	}
 	return te
 }

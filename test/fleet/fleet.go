@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/ec2patch/ec2patch/internal/contract"
 )
@@ -33,11 +34,22 @@ const (
 	ApprovalTimeout = "timeout"
 )
 
+// CloudWatch alarm states a fleet may give a hub alarm.
+const (
+	AlarmOK               = "OK"
+	AlarmFiring           = "ALARM"
+	AlarmInsufficientData = "INSUFFICIENT_DATA"
+)
+
 // Fleet is one scenario.
 type Fleet struct {
 	Accounts []Account `json:"accounts"`
-	// Approvals maps a wave ID to the decision its approver makes.
+	// Approvals maps a wave ID to the decision its approver makes. A gated
+	// wave without one is never answered: its approval times out.
 	Approvals map[string]string `json:"approvals,omitempty"`
+	// Alarms are CloudWatch alarms the emulator creates in the hub, with
+	// their state; a wave's haltAlarms name them.
+	Alarms map[string]string `json:"alarms,omitempty"`
 }
 
 // Account is one spoke account.
@@ -123,6 +135,14 @@ func (f *Fleet) Validate() error {
 	for _, w := range sortedKeys(f.Approvals) {
 		if d := f.Approvals[w]; !slices.Contains([]string{ApprovalApprove, ApprovalReject, ApprovalTimeout}, d) {
 			p.Addf("approvals."+w, "%q must be approve, reject or timeout", d)
+		}
+	}
+	for _, name := range sortedKeys(f.Alarms) {
+		switch {
+		case strings.TrimSpace(name) == "" || len(name) > 255:
+			p.Addf("alarms", "%q must be a CloudWatch alarm name of 1-255 characters", name)
+		case !slices.Contains([]string{AlarmOK, AlarmFiring, AlarmInsufficientData}, f.Alarms[name]):
+			p.Addf("alarms."+name, "%q must be OK, ALARM or INSUFFICIENT_DATA", f.Alarms[name])
 		}
 	}
 	return p.Err("fleet")

@@ -1,7 +1,9 @@
 package fleet_test
 
 import (
+	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -183,5 +185,96 @@ func TestExpectedDryRunScansAndAbortStopsLaterWaves(t *testing.T) {
 	last := fleet.Expected(f, normalize(t, `{"abortOnIssues": true, "waveId": "wave2", "accounts": ["333333333333"], "regions": ["us-east-1"]}`))
 	if last.Status != contract.StatusFailed || last.Waves[0].Status != contract.StatusFailed {
 		t.Errorf("one failing wave: run %s wave %s, want FAILED and FAILED", last.Status, last.Waves[0].Status)
+	}
+}
+
+func TestExpectedGates(t *testing.T) {
+	base, err := fleet.Load("../fleets/demo.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := func(approvals, alarms map[string]string) *fleet.Fleet {
+		f := *base
+		f.Approvals, f.Alarms = approvals, alarms
+		return &f
+	}
+	// Three waves, wave2 gated; wave3 has no role-missing account, so only
+	// the gates and wave2's failure decide.
+	plan := `{"abortOnIssues": %s, "waves": [
+	  {"waveId": "wave1", "accounts": ["222222222222"], "regions": ["us-east-1"], "haltAlarms": %s},
+	  {"waveId": "wave2", "accounts": ["333333333333"], "regions": ["us-east-1"], "approval": true, "failureThresholdPercent": %s},
+	  {"waveId": "wave3", "accounts": ["444444444444"], "regions": ["us-east-1"]}]}`
+	ok, rej, ab, fail, ns, succ := contract.StatusSucceeded, contract.StatusRejected, contract.StatusAborted,
+		contract.StatusFailed, contract.StatusNotStarted, contract.StatusSucceeded
+	cases := []struct {
+		name              string
+		fleet             *fleet.Fleet
+		abort, alarms, th string
+		run               string
+		waves             []string
+		notStarted        []string
+	}{
+		{"approved", with(map[string]string{"wave2": "approve"}, nil), "true", "[]", "50", succ, []string{ok, ok, ok}, nil},
+		{"rejected", with(map[string]string{"wave2": "reject"}, nil), "false", "[]", "50", rej, []string{ok, rej, ns}, []string{"wave2", "wave3"}},
+		{"timed out", with(map[string]string{"wave2": "timeout"}, nil), "false", "[]", "50", rej, []string{ok, rej, ns}, []string{"wave2", "wave3"}},
+		{"not answered", with(nil, nil), "false", "[]", "50", rej, []string{ok, rej, ns}, []string{"wave2", "wave3"}},
+		{"failed, abort", with(map[string]string{"wave2": "approve"}, nil), "true", "[]", "0", ab, []string{ok, fail, ns}, []string{"wave3"}},
+		{"failed, go on", with(map[string]string{"wave2": "approve"}, nil), "false", "[]", "0", fail, []string{ok, fail, ok}, nil},
+		{"alarm OK", with(map[string]string{"wave2": "approve"}, map[string]string{"fleet-health": "OK"}), "true", `["fleet-health"]`, "50", succ, []string{ok, ok, ok}, nil},
+		{"alarm firing", with(map[string]string{"wave2": "approve"}, map[string]string{"fleet-health": "ALARM"}), "false", `["fleet-health"]`, "50", ab, []string{ab, ns, ns}, []string{"wave1", "wave2", "wave3"}},
+		{"alarm missing fails closed", with(map[string]string{"wave2": "approve"}, nil), "false", `["nope"]`, "50", ab, []string{ab, ns, ns}, []string{"wave1", "wave2", "wave3"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			exp := fleet.Expected(tc.fleet, normalize(t, fmt.Sprintf(plan, tc.abort, tc.alarms, tc.th)))
+			if exp.Status != tc.run {
+				t.Errorf("run status %s, want %s", exp.Status, tc.run)
+			}
+			for i, w := range exp.Waves {
+				if w.Status != tc.waves[i] {
+					t.Errorf("wave %s: %s, want %s", w.WaveID, w.Status, tc.waves[i])
+				}
+				if w.Status != ok && w.Status != fail && (len(w.Targets) != 0 || w.Counts != (contract.Counts{})) {
+					t.Errorf("wave %s (%s) has targets or counts: %+v", w.WaveID, w.Status, w)
+				}
+			}
+			if got := exp.NotStarted(); !slices.Equal(got, tc.notStarted) {
+				t.Errorf("NotStarted() = %v, want %v", got, tc.notStarted)
+			}
+		})
+	}
+}
+
+func TestParseRejectsBadAlarmStates(t *testing.T) {
+	_, err := fleet.Parse([]byte(`{"accounts": [{"id": "222222222222", "regions": []}], "alarms": {"fleet-health": "RED", " ": "OK"}}`))
+	if err == nil || !strings.Contains(err.Error(), "alarms.fleet-health:") || !strings.Contains(err.Error(), `alarms: " "`) {
+		t.Fatalf("Parse() error = %v, want the bad state and the blank name named", err)
+	}
+	f, err := fleet.Parse([]byte(`{"accounts": [{"id": "222222222222", "regions": []}], "alarms": {"fleet-health": "OK", "p5xx": "ALARM"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.FiringAlarms([]string{"fleet-health", "p5xx", "absent"}); !slices.Equal(got, []string{"p5xx", "absent"}) {
+		t.Errorf("FiringAlarms() = %v, want p5xx and the absent alarm", got)
+	}
+}
+
+func TestRejectWave2FleetStopsTheDemoPlanAtWave2(t *testing.T) {
+	f, err := fleet.Load("../fleets/reject-wave2.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := os.ReadFile("../fleets/demo-plan.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := fleet.Expected(f, normalize(t, string(plan)))
+	got := []string{exp.Status}
+	for _, w := range exp.Waves {
+		got = append(got, w.WaveID+"="+w.Status)
+	}
+	want := []string{contract.StatusRejected, "wave1-critical=SUCCEEDED", "wave2=REJECTED", "wave3=NOT_STARTED"}
+	if !slices.Equal(got, want) {
+		t.Errorf("reject-wave2 on the demo plan: %v, want %v", got, want)
 	}
 }

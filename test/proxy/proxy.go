@@ -35,6 +35,9 @@ type Config struct {
 	// HubAccount is the account of requests signed with keys AssumeRole did
 	// not return. Default: DefaultHubAccount.
 	HubAccount string
+	// HubRegion is where the REST APIs served under APIGatewayPrefix and
+	// the alarms of AlarmTriggers live. Default: us-east-1.
+	HubRegion string
 	// MaxWorkers bounds the handler processes per function. Default: 8.
 	MaxWorkers int
 	// Logs receives, besides the proxy's own buffer, every worker's output.
@@ -54,6 +57,8 @@ type Scenario struct {
 	InProgressReads int
 	// Faults are applied in order to every recorded call.
 	Faults []*Fault
+	// AlarmTriggers set CloudWatch alarms when a wave reaches an account.
+	AlarmTriggers []*AlarmTrigger
 }
 
 // Instance is one EC2 instance the scenario knows, with what SSM does on it.
@@ -91,6 +96,9 @@ type principal struct {
 func New(cfg Config) *Proxy {
 	if cfg.HubAccount == "" {
 		cfg.HubAccount = DefaultHubAccount
+	}
+	if cfg.HubRegion == "" {
+		cfg.HubRegion = "us-east-1"
 	}
 	if cfg.MaxWorkers <= 0 {
 		cfg.MaxWorkers = 8
@@ -171,6 +179,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.rt.serveRuntime(w, r)
 		return
 	}
+	if strings.HasPrefix(r.URL.Path, APIGatewayPrefix) {
+		p.serveAPIGateway(w, r)
+		return
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, "proxy: read body: "+err.Error(), http.StatusBadRequest)
@@ -191,9 +203,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case call.Service == "lambda" && call.Action == "Invoke":
 		p.rt.invoke(rw, r, body, &call)
+	case call.Service == "monitoring" && call.Action == "DescribeAlarms" && call.Params == nil && call.Form == nil:
+		p.describeAlarmsCBOR(rw, r, body, &call)
 	case call.Service == "sts" && call.Action == "AssumeRole":
 		p.assumeRole(rw, r, body, &call)
 	case call.Service == "ssm" && p.ssm.handles(call.Action):
+		if call.Action == "SendCommand" {
+			p.fireAlarmTriggers(r.Context(), call.Account)
+		}
 		p.simulateSSM(rw, r, body, &call)
 	default:
 		p.forward(rw, r, body)
@@ -225,6 +242,9 @@ func (p *Proxy) describe(r *http.Request, body []byte) Call {
 		c.Params = decodeJSONObject(body)
 	}
 	c.Action = actionOf(r, c.Service, c.Form)
+	if op, ok := cloudWatchRPCOperation(r); ok && c.Service == "monitoring" {
+		c.Action = op
+	}
 	c.InstanceIDs = instanceIDs(c.Params, c.Form)
 	if c.Action == "AssumeRole" {
 		c.RoleARN, c.ExternalID = c.Form.Get("RoleArn"), c.Form.Get("ExternalId")

@@ -66,6 +66,8 @@ func TestParseScope(t *testing.T) {
 type fakeMoto struct {
 	commands  atomic.Int32
 	forwarded atomic.Int32
+	mu        sync.Mutex
+	alarms    []url.Values // SetAlarmState calls
 }
 
 func (f *fakeMoto) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -80,6 +82,24 @@ func (f *fakeMoto) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"Configuration": {"FunctionName": "broken",
 		  "FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:broken", "Timeout": 10,
 		  "Environment": {"Variables": {"`+contract.EnvHandler+`": "fake-dir", "FAKE_BROKEN": "1"}}}}`)
+	case r.Method == http.MethodGet && r.URL.Path == "/restapis/api1/resources":
+		_, _ = io.WriteString(w, `{"item": [{"id": "root", "path": "/", "resourceMethods": {}},
+		  {"id": "res1", "path": "/approvals", "resourceMethods": {}},
+		  {"id": "res2", "path": "/approvals/{approvalId}", "resourceMethods": {"GET": {}, "POST": {}}},
+		  {"id": "res3", "path": "/approvals/latest", "resourceMethods": {"GET": {}}}]}`)
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/restapis/api1/resources/res2/methods/"):
+		_, _ = io.WriteString(w, `{"type": "AWS_PROXY", "uri": "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:fake/invocations"}`)
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/restapis/api1/resources/res3/methods/"):
+		_, _ = io.WriteString(w, `{"type": "MOCK", "uri": ""}`)
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/restapis/"):
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"message": "Invalid Rest API Id specified"}`)
+	case strings.Contains(string(body), "Action=SetAlarmState"):
+		form, _ := url.ParseQuery(string(body))
+		f.mu.Lock()
+		f.alarms = append(f.alarms, form)
+		f.mu.Unlock()
+		_, _ = io.WriteString(w, `<SetAlarmStateResponse/>`)
 	case strings.Contains(string(body), "Action=AssumeRole"):
 		form, _ := url.ParseQuery(string(body))
 		account := strings.Split(form.Get("RoleArn"), ":")[4]
@@ -505,5 +525,152 @@ func TestForwardKeepsBodyAndMarksUnsignedRequestsAsS3(t *testing.T) {
 	calls := fx.proxy.Calls(0)
 	if len(calls) != 1 || calls[0].Service != "s3" || calls[0].Account != proxy.DefaultHubAccount {
 		t.Errorf("calls %+v, want one s3 call in the hub", calls)
+	}
+}
+
+func TestRewriteAPIGatewayURL(t *testing.T) {
+	tests := []struct{ link, want, err string }{
+		{"https://abc123.execute-api.us-east-1.amazonaws.com/prod/approvals/x1?decision=approve&expires=9&signature=ff",
+			"http://127.0.0.1:9/_apigw/abc123/prod/approvals/x1?decision=approve&expires=9&signature=ff", ""},
+		{"https://abc123.execute-api.cn-north-1.amazonaws.com.cn/None/approvals/x%2F1",
+			"http://127.0.0.1:9/_apigw/abc123/None/approvals/x%2F1", ""},
+		{"https://example.com/prod/approvals/x", "", "not an execute-api URL"},
+		{"https://abc.execute-api.us-east-1.amazonaws.com", "", "names no stage"},
+	}
+	for _, tt := range tests {
+		got, err := proxy.RewriteAPIGatewayURL("http://127.0.0.1:9/", tt.link)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("RewriteAPIGatewayURL(%q) error = %v, want one containing %q", tt.link, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("RewriteAPIGatewayURL(%q) = %q, %v; want %q", tt.link, got, err, tt.want)
+		}
+	}
+}
+
+func TestAPIGatewayRoute(t *testing.T) {
+	fx := newFixture(t, fakeHandlers(t))
+	link, err := fx.proxy.APIGatewayURL("https://api1.execute-api.us-east-1.amazonaws.com/prod/approvals/ab%2Dc?decision=reject&expires=5")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("a form POST reaches the integration's function as a proxy event", func(t *testing.T) {
+		resp, err := http.Post(link, "application/x-www-form-urlencoded", strings.NewReader("approver=ann&decision=reject"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 299 || resp.Header.Get("X-Fake") != "api" {
+			t.Fatalf("status %d header %q body %s, want the function's 299 and headers", resp.StatusCode, resp.Header.Get("X-Fake"), body)
+		}
+		var got struct {
+			HTTPMethod     string            `json:"httpMethod"`
+			Resource       string            `json:"resource"`
+			Path           string            `json:"path"`
+			PathParameters map[string]string `json:"pathParameters"`
+			Query          map[string]string `json:"queryStringParameters"`
+			Body           string            `json:"body"`
+			RequestContext struct {
+				Stage    string `json:"stage"`
+				Identity struct {
+					SourceIP string `json:"sourceIp"`
+				} `json:"identity"`
+			} `json:"requestContext"`
+		}
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatalf("body %s: %v", body, err)
+		}
+		if got.HTTPMethod != "POST" || got.Resource != "/approvals/{approvalId}" || got.Path != "/approvals/ab-c" ||
+			got.PathParameters["approvalId"] != "ab-c" || got.Query["decision"] != "reject" || got.Query["expires"] != "5" ||
+			got.Body != "approver=ann&decision=reject" || got.RequestContext.Stage != "prod" ||
+			got.RequestContext.Identity.SourceIP != "127.0.0.1" {
+			t.Errorf("event = %+v", got)
+		}
+	})
+
+	t.Run("unknown paths, methods and APIs get API Gateway's 403", func(t *testing.T) {
+		base := fx.proxy.URL() + proxy.APIGatewayPrefix
+		for _, tc := range []struct{ method, url string }{
+			{http.MethodGet, base + "api1/prod/approvals"},
+			{http.MethodDelete, base + "api1/prod/approvals/x"},
+			{http.MethodGet, base + "api1/prod/approvals/x/y"},
+			{http.MethodGet, base + "nope/prod/approvals/x"},
+		} {
+			req, _ := http.NewRequest(tc.method, tc.url, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Errorf("%s %s: status %d, want 403", tc.method, tc.url, resp.StatusCode)
+			}
+		}
+	})
+
+	t.Run("a literal resource wins over a parameter and a non-Lambda integration is a 500", func(t *testing.T) {
+		resp, err := http.Get(fx.proxy.URL() + proxy.APIGatewayPrefix + "api1/prod/approvals/latest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusInternalServerError {
+			t.Errorf("status %d, want 500 from the MOCK integration of /approvals/latest", resp.StatusCode)
+		}
+	})
+
+	t.Run("calls are recorded", func(t *testing.T) {
+		n := 0
+		for _, c := range fx.proxy.Calls(0) {
+			if c.Service == "execute-api" && c.Action == "POST /approvals/{approvalId}" && c.Function == "fake" && c.Status == 299 {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("recorded %d API calls to the function, want 1", n)
+		}
+	})
+}
+
+func TestAlarmTriggerFiresOnceOnTheFirstSendCommandToItsAccount(t *testing.T) {
+	fx := newFixture(t, t.TempDir())
+	trigger := &proxy.AlarmTrigger{Account: "333333333333", Alarm: "fleet-health"}
+	fx.proxy.SetScenario(proxy.Scenario{AlarmTriggers: []*proxy.AlarmTrigger{trigger}})
+	ctx := context.Background()
+	send := func(account string) {
+		key := "AKIDHUB"
+		if account != proxy.DefaultHubAccount {
+			out, err := stsClient(fx.proxy.URL(), "AKIDHUB").AssumeRole(ctx, &sts.AssumeRoleInput{
+				RoleArn: aws.String("arn:aws:iam::" + account + ":role/PatchExecRole"), RoleSessionName: aws.String("s")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			key = aws.ToString(out.Credentials.AccessKeyId)
+		}
+		_, err := ssmClient(fx.proxy.URL(), key, "us-east-1").SendCommand(ctx, &ssm.SendCommandInput{
+			DocumentName: aws.String("AWS-RunPatchBaseline"), InstanceIds: []string{"i-1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("222222222222")
+	if fired, _ := trigger.Fired(); fired {
+		t.Fatal("the trigger fired for another account")
+	}
+	send("333333333333")
+	send("333333333333")
+	fired, err := trigger.Fired()
+	if !fired || err != nil {
+		t.Fatalf("Fired() = %v, %v; want true, nil", fired, err)
+	}
+	fx.moto.mu.Lock()
+	defer fx.moto.mu.Unlock()
+	if len(fx.moto.alarms) != 1 || fx.moto.alarms[0].Get("AlarmName") != "fleet-health" || fx.moto.alarms[0].Get("StateValue") != "ALARM" {
+		t.Errorf("SetAlarmState calls = %v, want one setting fleet-health to ALARM", fx.moto.alarms)
 	}
 }

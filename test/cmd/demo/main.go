@@ -82,13 +82,18 @@ func run(ctx context.Context, out io.Writer, fleetFile, planFile, reportFile str
 		return 2, err
 	}
 	fmt.Fprintf(out, "run %s started\n", name)
+	// The scripted approver answers the gates through the approval API, as
+	// the fleet's approvals say.
+	stopApprover := h.AnswerApprovals(ctx, string(plan), name, f.Approvals)
 	pv := &progress{out: out, start: time.Now()}
 	res, err := h.Wait(ctx, arn, pv.event)
+	answers := stopApprover()
 	if err != nil {
 		return 2, err
 	}
 	res.Calls = h.Proxy.Calls(mark)
 	fmt.Fprintln(out)
+	printAnswers(out, answers)
 
 	if res.Report != nil {
 		data, err := json.MarshalIndent(res.Report, "", "  ")
@@ -104,6 +109,7 @@ func run(ctx context.Context, out io.Writer, fleetFile, planFile, reportFile str
 		}
 		printReport(out, res.Report, fleet.Expected(f, runInput))
 		fmt.Fprintf(out, "report written to %s\n\n", reportFile)
+		printUnstarted(out, res.Report, runInput, res.Calls)
 	} else {
 		fmt.Fprintf(out, "no run report was written\n\n")
 	}
@@ -117,6 +123,64 @@ func run(ctx context.Context, out io.Writer, fleetFile, planFile, reportFile str
 		return 1, nil
 	}
 	return 0, nil
+}
+
+// printAnswers says how each approval gate was answered.
+func printAnswers(out io.Writer, answers []emulator.Answer) {
+	if len(answers) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "approval decisions:")
+	for _, a := range answers {
+		switch {
+		case a.Decision == fleet.ApprovalTimeout:
+			fmt.Fprintf(out, "  %s: not answered (the approval times out)\n", a.WaveID)
+		case a.Err != nil:
+			fmt.Fprintf(out, "  %s: %s by %s FAILED: %v\n", a.WaveID, a.Decision, a.Approver, a.Err)
+		default:
+			fmt.Fprintf(out, "  %s: %s by %s through the approval API (GET %d, record %s after it; POST %d)\n",
+				a.WaveID, a.Decision, a.Approver, a.GetStatus, a.StatusAfterGet, a.PostStatus)
+		}
+	}
+	fmt.Fprintln(out)
+}
+
+// printUnstarted says, for every wave that did not run (gated, aborted or
+// not started), whether any call reached its accounts.
+func printUnstarted(out io.Writer, r *contract.Report, run contract.Run, calls []proxy.Call) {
+	accounts := map[string][]string{}
+	for _, w := range run.Waves {
+		accounts[w.WaveID] = w.Accounts
+	}
+	for _, w := range r.Waves {
+		if len(w.Targets) > 0 || w.Status == contract.StatusSucceeded || w.Status == contract.StatusFailed {
+			continue
+		}
+		commands, other := 0, 0
+		for _, c := range calls {
+			for _, a := range accounts[w.WaveID] {
+				if c.TargetAccount() != a {
+					continue
+				}
+				if c.Service == "ssm" && c.Action == "SendCommand" {
+					commands++
+				} else {
+					other++
+				}
+			}
+		}
+		verdict := "no command and no call reached its accounts"
+		switch {
+		case commands > 0:
+			verdict = fmt.Sprintf("%d SendCommand and %d other calls reached its accounts", commands, other)
+		case other > 0 && w.Status == contract.StatusRejected:
+			verdict = fmt.Sprintf("no command; its approval preview made %d read-only calls", other)
+		case other > 0:
+			verdict = fmt.Sprintf("no command, but %d other calls reached its accounts", other)
+		}
+		fmt.Fprintf(out, "wave %s %s (accounts %s): %s\n", w.WaveID, w.Status, strings.Join(accounts[w.WaveID], ","), verdict)
+	}
+	fmt.Fprintln(out)
 }
 
 // progress prints a readable line for the history events that matter.
@@ -157,6 +221,19 @@ func (p *progress) entered(state, input string) {
 		_ = json.Unmarshal([]byte(input), &s)
 		p.printf("wave %d %s started: %d account-region(s), accounts %s, regions %s",
 			s.Wave.Index+1, s.Wave.WaveID, s.Wave.TargetCount, strings.Join(s.Wave.Accounts, ","), strings.Join(s.Wave.Regions, ","))
+	case contract.StateRequestApproval:
+		var s struct {
+			Wave contract.Wave `json:"wave"`
+			Run  contract.Run  `json:"run"`
+		}
+		_ = json.Unmarshal([]byte(input), &s)
+		p.printf("wave %s waits for approval (up to %ds)", s.Wave.WaveID, s.Run.ApprovalTimeoutSeconds)
+	case contract.StateAlarmsBefore, contract.StateAlarmsAfter:
+		var s struct {
+			Wave contract.Wave `json:"wave"`
+		}
+		_ = json.Unmarshal([]byte(input), &s)
+		p.printf("checking halt alarms %s of wave %s", strings.Join(s.Wave.HaltAlarms, ","), s.Wave.WaveID)
 	case contract.StateWavePause:
 		var s struct {
 			Run contract.Run `json:"run"`
@@ -177,6 +254,20 @@ func (p *progress) exited(state, output string) {
 			r.Run.RunID, r.Run.WaveCount, r.Run.Operation, r.Run.PollIntervalSeconds)
 	case contract.StatePatchTargets:
 		p.printf("targets done")
+	case contract.StateRequestApproval:
+		var s struct {
+			Approval *contract.ApprovalDecision `json:"approval"`
+		}
+		_ = json.Unmarshal([]byte(output), &s)
+		if a := s.Approval; a != nil {
+			p.printf("wave %s approved by %s at %s from %s", a.WaveID, a.Approver, a.DecidedAt, a.SourceIP)
+		}
+	case contract.StateApprovalRejected, contract.StateHaltedByAlarm:
+		var s struct {
+			Verdict contract.WaveVerdict `json:"verdict"`
+		}
+		_ = json.Unmarshal([]byte(output), &s)
+		p.printf("wave %s %s: %s", s.Verdict.WaveID, s.Verdict.Status, s.Verdict.Reason)
 	case contract.StateEvaluateWave:
 		var s struct {
 			Verdict contract.WaveVerdict `json:"verdict"`
@@ -225,6 +316,9 @@ func printReport(out io.Writer, r *contract.Report, exp fleet.Expectation) {
 		ok := w.Status == ew.Status
 		matches = matches && ok
 		fmt.Fprintf(tw, "%s\t\t\t%s\t%s\t%s\t%s\t%s\n", w.WaveID, w.Status, countsCols(w.Counts), ew.Status, mark(ok), w.Reason)
+		if a := w.Approval; a != nil {
+			fmt.Fprintf(tw, "\tapproval\t\t%s\t\t\t\t\t\t\t\tby %s at %s from %s\n", a.Decision, a.Approver, a.DecidedAt, a.SourceIP)
+		}
 		for _, t := range w.Targets {
 			e, found := expected[w.WaveID+"/"+t.Account+"/"+t.Region]
 			ok := found && e.Status == t.Status && e.Counts == t.Counts && strings.Contains(t.Reason, e.ReasonContains)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ec2patch/ec2patch/internal/contract"
 	"github.com/ec2patch/ec2patch/test/fleet"
+	"github.com/ec2patch/ec2patch/test/proxy"
 )
 
 func sampleReport() (*contract.Report, fleet.Expectation) {
@@ -37,5 +38,26 @@ func TestPrintReportSaysWhetherTheFleetMatches(t *testing.T) {
 	printReport(&out, r, exp)
 	if !strings.Contains(out.String(), "DOES NOT match") {
 		t.Errorf("mismatching report:\n%s", out.String())
+	}
+}
+
+func TestPrintUnstartedSaysWhetherCallsReachedTheWave(t *testing.T) {
+	r := &contract.Report{Waves: []contract.WaveReport{
+		{WaveID: "wave1", Status: contract.StatusSucceeded, Targets: []contract.TargetResult{{Account: "222222222222"}}},
+		{WaveID: "wave2", Status: contract.StatusRejected, Targets: []contract.TargetResult{}},
+		{WaveID: "wave3", Status: contract.StatusNotStarted, Targets: []contract.TargetResult{}},
+	}}
+	run := contract.Run{Waves: []contract.Wave{{WaveID: "wave1", Accounts: []string{"222222222222"}},
+		{WaveID: "wave2", Accounts: []string{"333333333333"}}, {WaveID: "wave3", Accounts: []string{"444444444444"}}}}
+	calls := []proxy.Call{{Account: "222222222222", Service: "ssm", Action: "SendCommand"},
+		{Account: "333333333333", Service: "ec2", Action: "DescribeInstances"},
+		{Account: "444444444444", Service: "ssm", Action: "SendCommand"}}
+	var out bytes.Buffer
+	printUnstarted(&out, r, run, calls)
+	got := out.String()
+	if !strings.Contains(got, "wave wave2 REJECTED (accounts 333333333333): no command; its approval preview made 1 read-only calls") ||
+		!strings.Contains(got, "wave wave3 NOT_STARTED (accounts 444444444444): 1 SendCommand and 0 other calls reached") ||
+		strings.Contains(got, "wave wave1") {
+		t.Errorf("printUnstarted:\n%s", got)
 	}
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 
@@ -15,6 +16,19 @@ type input struct {
 	Name string `json:"name"`
 	Fail bool   `json:"fail"`
 	Exit bool   `json:"exit"`
+	// An API Gateway proxy event: the handler answers with what it got.
+	HTTPMethod     string            `json:"httpMethod"`
+	Resource       string            `json:"resource"`
+	Path           string            `json:"path"`
+	PathParameters map[string]string `json:"pathParameters"`
+	Query          map[string]string `json:"queryStringParameters"`
+	Body           string            `json:"body"`
+	RequestContext struct {
+		Stage    string `json:"stage"`
+		Identity struct {
+			SourceIP string `json:"sourceIp"`
+		} `json:"identity"`
+	} `json:"requestContext"`
 }
 
 type output struct {
@@ -31,7 +45,12 @@ type BoomError struct{ Name string }
 
 func (e BoomError) Error() string { return "boom for " + e.Name }
 
-func handle(ctx context.Context, in input) (output, error) {
+func handle(ctx context.Context, in input) (any, error) {
+	if in.HTTPMethod != "" {
+		echo, _ := json.Marshal(in)
+		return map[string]any{"statusCode": 299, "headers": map[string]string{"Content-Type": "application/json", "X-Fake": "api"},
+			"body": string(echo)}, nil
+	}
 	fmt.Fprintf(os.Stderr, "{\"msg\":\"handling\",\"name\":%q}\n", in.Name)
 	if in.Exit {
 		os.Exit(3)
