@@ -51,6 +51,10 @@ type HubParams struct {
 	ReportRetentionDays     int               `json:"report_retention_days"`
 	RecordRetentionDays     int               `json:"record_retention_days"`
 	ApprovalTimeoutMinutes  int               `json:"approval_timeout_minutes"`
+	// ReconcileIntervalMinutes is how often the reconciler reads the
+	// progress of every waiting target, in case a command's status event
+	// was lost.
+	ReconcileIntervalMinutes int `json:"reconcile_interval_minutes"`
 }
 
 // SpokeParams are the seed's spoke stack parameters.
@@ -63,16 +67,17 @@ type SpokeParams struct {
 // RunDefaults are the values a run input's omitted fields take.
 func (p Params) RunDefaults() contract.RunDefaults {
 	return contract.RunDefaults{
-		PollIntervalSeconds:     p.Hub.PollIntervalSeconds,
-		WavePauseSeconds:        p.Hub.WavePauseSeconds,
-		AbortOnIssues:           p.Hub.AbortOnIssues,
-		MaxWaveConcurrency:      p.Hub.MaxWaveConcurrency,
-		SSMMaxConcurrency:       p.Hub.SSMMaxConcurrency,
-		SSMMaxErrors:            p.Hub.SSMMaxErrors,
-		CommandTimeoutSeconds:   p.Hub.CommandTimeoutSeconds,
-		FailureThresholdPercent: p.Hub.FailureThresholdPercent,
-		TagFilters:              p.Hub.DefaultTagFilters,
-		ApprovalTimeoutSeconds:  p.Hub.ApprovalTimeoutMinutes * 60,
+		PollIntervalSeconds:      p.Hub.PollIntervalSeconds,
+		WavePauseSeconds:         p.Hub.WavePauseSeconds,
+		AbortOnIssues:            p.Hub.AbortOnIssues,
+		MaxWaveConcurrency:       p.Hub.MaxWaveConcurrency,
+		SSMMaxConcurrency:        p.Hub.SSMMaxConcurrency,
+		SSMMaxErrors:             p.Hub.SSMMaxErrors,
+		CommandTimeoutSeconds:    p.Hub.CommandTimeoutSeconds,
+		FailureThresholdPercent:  p.Hub.FailureThresholdPercent,
+		TagFilters:               p.Hub.DefaultTagFilters,
+		ApprovalTimeoutSeconds:   p.Hub.ApprovalTimeoutMinutes * 60,
+		ReconcileIntervalSeconds: p.Hub.ReconcileIntervalMinutes * 60,
 	}
 }
 
@@ -223,6 +228,9 @@ func (p Params) Validate() []string {
 	}
 	if h.ApprovalTimeoutMinutes < 1 || h.ApprovalTimeoutMinutes > contract.MaxApprovalTimeout/60 {
 		pr.Addf("hub.approval_timeout_minutes", "%d must be from 1 to %d", h.ApprovalTimeoutMinutes, contract.MaxApprovalTimeout/60)
+	}
+	if h.ReconcileIntervalMinutes < 1 || h.ReconcileIntervalMinutes > 60 {
+		pr.Addf("hub.reconcile_interval_minutes", "%d must be from 1 to 60", h.ReconcileIntervalMinutes)
 	}
 	if h.RecordRetentionDays < 1 {
 		pr.Addf("hub.record_retention_days", "%d must be at least 1", h.RecordRetentionDays)

@@ -13,9 +13,12 @@ type Function struct {
 // The handlers. Names and timeouts of the seed's Lambdas are a compatibility
 // surface: they appear in dashboards, alarms and runbooks.
 var (
-	PrepareRun          = Function{Name: "PrepareRun", Dir: "prepare-run", Timeout: time.Minute}
-	PreEC2Inventory     = Function{Name: "PreEC2Inventory", Dir: "pre-ec2-inventory", Timeout: 5 * time.Minute}
-	SendSsmCommand      = Function{Name: "SendSsmCommand", Dir: "send-ssm-command", Timeout: 2 * time.Minute}
+	PrepareRun      = Function{Name: "PrepareRun", Dir: "prepare-run", Timeout: time.Minute}
+	PreEC2Inventory = Function{Name: "PreEC2Inventory", Dir: "pre-ec2-inventory", Timeout: 5 * time.Minute}
+	SendSsmCommand  = Function{Name: "SendSsmCommand", Dir: "send-ssm-command", Timeout: 2 * time.Minute}
+	// PollSsmCommand is the scheduled reconciler: it reads the progress of
+	// every waiting target's commands, one ListCommands per command, and
+	// resumes the targets whose commands ended (or whose deadline passed).
 	PollSsmCommand      = Function{Name: "PollSsmCommand", Dir: "poll-ssm-command", Timeout: 10 * time.Minute}
 	PostEC2Verify       = Function{Name: "PostEC2Verify", Dir: "post-ec2-verify", Timeout: 5 * time.Minute}
 	RecordTargetFailure = Function{Name: "RecordTargetFailure", Dir: "record-target-failure", Timeout: time.Minute}
@@ -24,19 +27,26 @@ var (
 	SendApprovalRequest = Function{Name: "SendApprovalRequest", Dir: "send-approval-request", Timeout: time.Minute}
 	ApprovalCallback    = Function{Name: "ApprovalCallback", Dir: "approval-callback", Timeout: time.Minute}
 	CheckHaltAlarms     = Function{Name: "CheckHaltAlarms", Dir: "check-halt-alarms", Timeout: time.Minute}
+	// AwaitSsmCommand registers a target's task token against its command
+	// IDs; the target then waits without polling.
+	AwaitSsmCommand = Function{Name: "AwaitSsmCommand", Dir: "await-ssm-command", Timeout: time.Minute}
+	// CommandStatusEvents receives the spokes' SSM command status-change
+	// events from the hub's event bus and resumes the waiting targets.
+	CommandStatusEvents = Function{Name: "CommandStatusEvents", Dir: "command-status-events", Timeout: time.Minute}
 )
 
 // Functions lists every handler.
 func Functions() []Function {
-	return append(StateMachineFunctions(), ApprovalCallback)
+	return append(StateMachineFunctions(), ApprovalCallback, CommandStatusEvents, PollSsmCommand)
 }
 
 // StateMachineFunctions lists the handlers the PatchOrchestrator invokes,
-// in the order a run first calls them. ApprovalCallback is not one of them:
-// the approval API invokes it.
+// in the order a run first calls them. The others are not among them: the
+// approval API invokes ApprovalCallback, the hub's event bus
+// CommandStatusEvents, and a schedule PollSsmCommand.
 func StateMachineFunctions() []Function {
 	return []Function{PrepareRun, CheckHaltAlarms, SendApprovalRequest, PreEC2Inventory,
-		SendSsmCommand, PollSsmCommand, PostEC2Verify, RecordTargetFailure, EvaluateWave, WriteRunReport}
+		SendSsmCommand, AwaitSsmCommand, PostEC2Verify, RecordTargetFailure, EvaluateWave, WriteRunReport}
 }
 
 // SpokeFunctions are the handlers that assume the spoke role; they share the
@@ -117,13 +127,13 @@ const (
 	StatePreviewFailed          = "PreviewFailed"       // Pass: one target's preview failed; the preview goes on
 
 	// PatchTarget (the distributed map's item processor).
-	StateInventory       = "PreEC2Inventory"
-	StateHasInstances    = "HasInstances"
-	StateSendCommand     = "SendSsmCommand"
-	StateStartPolling    = "StartPolling"
-	StatePollWait        = "WaitForCommand"
-	StatePollCommand     = "PollSsmCommand"
-	StateCommandDone     = "CommandDone"
+	StateInventory    = "PreEC2Inventory"
+	StateHasInstances = "HasInstances"
+	StateSendCommand  = "SendSsmCommand"
+	// AwaitSsmCommand waits for the target's task token to be answered
+	// (see await.go); CommandTimedOut catches the task's own timeout.
+	StateAwaitCommand    = "AwaitSsmCommand"
+	StateAwaitTimedOut   = "CommandTimedOut"
 	StateVerify          = "PostEC2Verify"
 	StateRecordFailure   = "RecordTargetFailure"
 	StateTargetSucceeded = "TargetDone"
@@ -164,7 +174,8 @@ const (
 	OutputBucketName      = "ReportBucketName"
 	OutputTopicARN        = "NotificationTopicArn"
 	OutputTaskRoleARN     = "PatchTaskRoleArn"
-	OutputApprovalURL     = "ApprovalApiUrl" // base URL of approval links (EnvApprovalURL)
+	OutputApprovalURL     = "ApprovalApiUrl"     // base URL of approval links (EnvApprovalURL)
+	OutputEventBusARN     = "CommandEventBusArn" // the hub bus the spokes forward command events to
 )
 
 // Stack names per environment.

@@ -155,6 +155,8 @@ func Normalize(raw []byte, d RunDefaults, plan []WaveInput, executionName, start
 			p.Addf("approvalTimeoutSeconds", "%d must be from 1 to %d", run.ApprovalTimeoutSeconds, MaxApprovalTimeout)
 		}
 	}
+	run.CommandTimeoutSeconds = d.CommandTimeoutSeconds
+	run.AwaitTimeoutSeconds = d.CommandTimeoutSeconds + 2*d.ReconcileIntervalSeconds
 	if run.PollIntervalSeconds >= 1 {
 		run.MaxPollAttempts = (d.CommandTimeoutSeconds+run.PollIntervalSeconds-1)/run.PollIntervalSeconds + 2
 	}

@@ -16,7 +16,7 @@ func defaults() contract.RunDefaults {
 		PollIntervalSeconds: 15, WavePauseSeconds: 0, AbortOnIssues: true, MaxWaveConcurrency: 5,
 		SSMMaxConcurrency: "10%", SSMMaxErrors: "1%", CommandTimeoutSeconds: 3600,
 		FailureThresholdPercent: 0, TagFilters: map[string]string{"PatchGroup": "default"},
-		ApprovalTimeoutSeconds: 3600,
+		ApprovalTimeoutSeconds: 3600, ReconcileIntervalSeconds: 300,
 	}
 }
 
@@ -74,6 +74,8 @@ func TestNormalizeFullForm(t *testing.T) {
 	assert.Equal(t, 4, w.TargetCount)
 	assert.Equal(t, 1, run.WaveCount)
 	assert.Equal(t, 3600, run.ApprovalTimeoutSeconds)
+	assert.Equal(t, 3600, run.CommandTimeoutSeconds)
+	assert.Equal(t, 3600+2*300, run.AwaitTimeoutSeconds, "the await task outlives two reconciles past the command timeout")
 	assert.Equal(t, []string{}, w.HaltAlarms, "no halt alarms is an empty list, never null")
 }
 

@@ -52,6 +52,9 @@ type RunDefaults struct {
 	FailureThresholdPercent float64           `json:"failureThresholdPercent"`
 	TagFilters              map[string]string `json:"tagFilters"`
 	ApprovalTimeoutSeconds  int               `json:"approvalTimeoutSeconds"`
+	// ReconcileIntervalSeconds is how often the reconciler runs; a waiting
+	// target's own timeout allows two of them past the command timeout.
+	ReconcileIntervalSeconds int `json:"reconcileIntervalSeconds"`
 }
 
 // Operations of AWS-RunPatchBaseline.
@@ -104,11 +107,17 @@ type Run struct {
 	PollIntervalSeconds int    `json:"pollIntervalSeconds"`
 	// MaxPollAttempts bounds the poll loop of every target: the command's
 	// timeout divided by the poll interval, plus one.
-	MaxPollAttempts        int    `json:"maxPollAttempts"`
-	ApprovalTimeoutSeconds int    `json:"approvalTimeoutSeconds"`
-	WaveCount              int    `json:"waveCount"`
-	Waves                  []Wave `json:"waves"`
-	StartedAt              string `json:"startedAt"`
+	MaxPollAttempts        int `json:"maxPollAttempts"`
+	ApprovalTimeoutSeconds int `json:"approvalTimeoutSeconds"`
+	// CommandTimeoutSeconds is how long a target's commands may run before
+	// the reconciler resumes it as timed out.
+	CommandTimeoutSeconds int `json:"commandTimeoutSeconds"`
+	// AwaitTimeoutSeconds bounds the await task itself: the command timeout
+	// plus two reconcile intervals, a last resort if nothing resumes it.
+	AwaitTimeoutSeconds int    `json:"awaitTimeoutSeconds"`
+	WaveCount           int    `json:"waveCount"`
+	Waves               []Wave `json:"waves"`
+	StartedAt           string `json:"startedAt"`
 }
 
 // Wave is one normalized wave. Its targets (account x region) are written to

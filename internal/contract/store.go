@@ -46,6 +46,24 @@ func ApprovalPK(approvalID string) string { return "APPROVAL#" + approvalID }
 // SKApproval is the sort key of an approval record.
 const SKApproval = "APPROVAL"
 
+// WaitingPK is the partition of every target waiting for its commands; the
+// reconciler reads it, and completing a wait deletes the target's record.
+const WaitingPK = "WAITING"
+
+// WaitingSK is the sort key of one execution's wait for one target. Two
+// executions of one run (a re-run racing the first) may wait on the same
+// commands: each has its own record and task token.
+func WaitingSK(runID, waveID, account, region, executionID string) string {
+	return runID + "#" + waveID + "#" + account + "#" + region + "#" + executionID
+}
+
+// CommandPK is the partition of a command's lookup records, which lead an
+// event about the command to every execution waiting on it.
+func CommandPK(commandID string) string { return "COMMAND#" + commandID }
+
+// CommandSK is the sort key of one execution's lookup record of a command.
+func CommandSK(executionID string) string { return "WAITER#" + executionID }
+
 // S3 layout of the hub bucket.
 func TargetsKey(runID, waveID string) string { return "runs/" + runID + "/targets/" + waveID + ".json" }
 func ReportJSONKey(runID string) string      { return "reports/" + runID + "/report.json" }

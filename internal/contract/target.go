@@ -17,6 +17,10 @@ type TargetInput struct {
 	SSMMaxErrors        string            `json:"ssmMaxErrors"`
 	PollIntervalSeconds int               `json:"pollIntervalSeconds"`
 	MaxPollAttempts     int               `json:"maxPollAttempts"`
+	// CommandTimeoutSeconds and AwaitTimeoutSeconds bound the wait for the
+	// target's commands (see Run).
+	CommandTimeoutSeconds int `json:"commandTimeoutSeconds"`
+	AwaitTimeoutSeconds   int `json:"awaitTimeoutSeconds"`
 	// ExecutionID is the orchestrator execution that owns this target's
 	// send; a concurrent start of the same runId cannot send as well.
 	ExecutionID string `json:"executionId"`
@@ -48,6 +52,8 @@ func TargetInputFields() []ItemSource {
 		{"ssmMaxErrors", "$.wave.ssmMaxErrors"},
 		{"pollIntervalSeconds", "$.run.pollIntervalSeconds"},
 		{"maxPollAttempts", "$.run.maxPollAttempts"},
+		{"commandTimeoutSeconds", "$.run.commandTimeoutSeconds"},
+		{"awaitTimeoutSeconds", "$.run.awaitTimeoutSeconds"},
 		{"executionId", "$$.Execution.Id"},
 	}
 }

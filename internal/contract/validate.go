@@ -252,6 +252,9 @@ func ValidateDefaults(d RunDefaults) error {
 		p.Addf("failureThresholdPercent", "%v must be from 0 to 100", d.FailureThresholdPercent)
 	}
 	ValidateTagFilters(&p, "tagFilters", d.TagFilters)
+	if d.ReconcileIntervalSeconds < 60 || d.ReconcileIntervalSeconds > 3600 {
+		p.Addf("reconcileIntervalSeconds", "%d must be from 60 to 3600", d.ReconcileIntervalSeconds)
+	}
 	if d.ApprovalTimeoutSeconds < 1 || d.ApprovalTimeoutSeconds > MaxApprovalTimeout {
 		p.Addf("approvalTimeoutSeconds", "%d must be from 1 to %d", d.ApprovalTimeoutSeconds, MaxApprovalTimeout)
 	}
