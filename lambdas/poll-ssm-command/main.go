@@ -1,6 +1,8 @@
-// Command poll-ssm-command is the PollSsmCommand Lambda: one look at the
-// progress of a target's SSM commands, returning a phase the state machine's
-// Choice loops on.
+// Command poll-ssm-command is the PollSsmCommand Lambda, the scheduled
+// reconciler: every few minutes it reads the progress of every waiting
+// target's commands and resumes the targets whose commands ended or whose
+// deadline passed. Command status events resume most targets sooner; the
+// reconciler covers an event that was lost.
 package main
 
 import (
@@ -8,17 +10,23 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/ec2patch/ec2patch/internal/contract"
 	"github.com/ec2patch/ec2patch/lambdas/internal/awsx"
 	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
 	"github.com/ec2patch/ec2patch/lambdas/internal/spoke"
+	"github.com/ec2patch/ec2patch/lambdas/internal/store"
+	"github.com/ec2patch/ec2patch/lambdas/internal/waits"
 )
 
 type config struct {
 	roleName   string
 	externalID string
+	table      string
+	ttlDays    int
 }
 
 func main() {
@@ -26,6 +34,8 @@ func main() {
 	c := config{
 		roleName:   env.StringOr(contract.EnvSpokeRoleName, contract.DefaultSpokeRoleName),
 		externalID: env.String(contract.EnvExternalID),
+		table:      env.String(contract.EnvTable),
+		ttlDays:    env.PositiveInt(contract.EnvRecordTTLDays),
 	}
 	if err := env.Err(); err != nil {
 		awsx.Exit(contract.PollSsmCommand.Dir, err)
@@ -34,10 +44,16 @@ func main() {
 	if err != nil {
 		awsx.Exit(contract.PollSsmCommand.Dir, err)
 	}
+	// The session caches credentials per account for the life of the warm
+	// function: every target of an account shares one assumption.
 	sess := spoke.NewSession(cfg, sts.NewFromConfig(cfg), c.roleName, c.externalID)
+	w := store.NewWaits(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil)
 	h := &Handler{
-		SSM: spoke.FactoryFunc[commandLister](func(t spoke.Target) commandLister { return sess.SSM(t) }),
-		Log: logx.New(os.Stdout),
+		Waitings: w,
+		Statuses: w,
+		Resumer:  &waits.Resumer{Claim: w, Restore: w, Forget: w, States: sfn.NewFromConfig(cfg)},
+		SSM:      spoke.FactoryFunc[commandLister](func(t spoke.Target) commandLister { return sess.SSM(t) }),
+		Log:      logx.New(os.Stdout),
 	}
 	lambda.StartHandlerFunc(h.Handle)
 }

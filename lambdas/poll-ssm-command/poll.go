@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
@@ -12,76 +15,217 @@ import (
 	"github.com/ec2patch/ec2patch/lambdas/internal/fault"
 	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
 	"github.com/ec2patch/ec2patch/lambdas/internal/spoke"
+	"github.com/ec2patch/ec2patch/lambdas/internal/store"
+	"github.com/ec2patch/ec2patch/lambdas/internal/waits"
 )
 
 type commandLister interface {
 	ListCommands(ctx context.Context, in *ssm.ListCommandsInput, optFns ...func(*ssm.Options)) (*ssm.ListCommandsOutput, error)
 }
 
-// Handler reads the progress of a target's commands: one ListCommands per
-// command, never one call per instance.
-type Handler struct {
-	SSM spoke.Factory[commandLister]
-	Log *slog.Logger
+type waitingLister interface {
+	Waitings(ctx context.Context) ([]store.Waiting, error)
 }
 
-// Handle is the Lambda entry point.
-func (h *Handler) Handle(ctx context.Context, req contract.PollRequest) (contract.PollResult, error) {
-	log := logx.For(ctx, h.Log, logx.Scope{RunID: req.RunID, WaveID: req.WaveID, Account: req.Account, Region: req.Region}).
-		With("commandId", req.CommandIDs)
-	out, err := h.poll(ctx, req)
+type statusRecorder interface {
+	RecordStatus(ctx context.Context, waitingSK, commandID, status string) (store.Waiting, bool, error)
+}
+
+type resumer interface {
+	Resume(ctx context.Context, log *slog.Logger, w store.Waiting, result contract.PollResult) (bool, error)
+}
+
+// DefaultConcurrency is how many targets a reconcile reads at once.
+const DefaultConcurrency = 16
+
+// sessionRunID scopes the reconciler's spoke credentials. The reconciler
+// reads for every run at once, so its credentials are per account, not per
+// run, and its role session is named for it ("ec2patch-reconciler").
+const sessionRunID = "reconciler"
+
+// Handler reconciles every waiting target: one ListCommands per command not
+// yet known to have ended, never one call per instance.
+type Handler struct {
+	Waitings waitingLister
+	Statuses statusRecorder
+	Resumer  resumer
+	SSM      spoke.Factory[commandLister]
+	Log      *slog.Logger
+	// Now is time.Now when nil.
+	Now func() time.Time
+	// Concurrency bounds the targets read at once; DefaultConcurrency
+	// when 0.
+	Concurrency int
+}
+
+// Summary is what one reconcile did, by target.
+type Summary struct {
+	Waiting    int `json:"waiting"`
+	Completed  int `json:"completed"`  // resumed: every command ended
+	TimedOut   int `json:"timedOut"`   // resumed: the deadline passed
+	InProgress int `json:"inProgress"` // left waiting
+	Finished   int `json:"finished"`   // finished meanwhile by another finisher
+	Failed     int `json:"failed"`     // not read: a spoke or store error (logged)
+}
+
+// Handle is the Lambda entry point; its input is the schedule's event. Only
+// a failure to read the waiting targets fails it: a target that cannot be
+// read is logged and left to the next reconcile.
+func (h *Handler) Handle(ctx context.Context, _ events.CloudWatchEvent) (Summary, error) {
+	log := logx.For(ctx, h.Log, logx.Scope{})
+	list, err := h.Waitings.Waitings(ctx)
 	if err != nil {
 		err = fault.Boundary(err)
 		logx.Failed(log, err)
-		return contract.PollResult{}, err
+		return Summary{}, err
 	}
-	log.Info("polled", "phase", out.Phase, "attempts", out.Attempts, "completed", out.Completed, "targets", out.Targets)
-	return out, nil
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	n := h.Concurrency
+	if n < 1 {
+		n = DefaultConcurrency
+	}
+	sum := Summary{Waiting: len(list)}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, n)
+	for _, w := range list {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			o := h.reconcile(ctx, w, now())
+			mu.Lock()
+			defer mu.Unlock()
+			switch o {
+			case outcomeCompleted:
+				sum.Completed++
+			case outcomeTimedOut:
+				sum.TimedOut++
+			case outcomeInProgress:
+				sum.InProgress++
+			case outcomeFinished:
+				sum.Finished++
+			default:
+				sum.Failed++
+			}
+		}()
+	}
+	wg.Wait()
+	log.Info("reconciled", "waiting", sum.Waiting, "completed", sum.Completed, "timedOut", sum.TimedOut,
+		"inProgress", sum.InProgress, "finished", sum.Finished, "failed", sum.Failed)
+	return sum, nil
 }
 
-func (h *Handler) poll(ctx context.Context, req contract.PollRequest) (contract.PollResult, error) {
-	client := h.SSM.Client(spoke.Target{RunID: req.RunID, Account: req.Account, Region: req.Region})
-	out := contract.PollResult{Attempts: req.Attempts + 1}
-	statuses := make([]string, 0, len(req.CommandIDs))
-	for _, id := range req.CommandIDs {
-		res, err := client.ListCommands(ctx, &ssm.ListCommandsInput{CommandId: aws.String(id)})
-		if err != nil {
-			return contract.PollResult{}, fmt.Errorf("list command %s: %w", id, err)
+type outcome int
+
+const (
+	outcomeFailed outcome = iota
+	outcomeCompleted
+	outcomeTimedOut
+	outcomeInProgress
+	outcomeFinished
+)
+
+// reconcile reads one waiting target and resumes it if its wait is over.
+func (h *Handler) reconcile(ctx context.Context, w store.Waiting, now time.Time) outcome {
+	log := logx.For(ctx, h.Log, logx.Scope{RunID: w.RunID, WaveID: w.WaveID, Account: w.Account, Region: w.Region}).
+		With("commandId", w.CommandIDs)
+	res, gone, err := h.read(ctx, w)
+	if gone {
+		return outcomeFinished
+	}
+	var phase string
+	if err != nil {
+		err = fault.Boundary(err)
+		logx.Failed(log, err)
+		// Past its deadline a target is resumed even when its spoke cannot
+		// be read: nothing better will be learned by waiting.
+		if now.Before(w.Deadline) {
+			return outcomeFailed
 		}
-		if len(res.Commands) == 0 {
-			// SSM is eventually consistent just after SendCommand: a
-			// command not yet listed is "not yet", bounded by the attempts.
-			statuses = append(statuses, "")
+		phase = contract.PhaseTimedOut
+	} else {
+		phase = Phase(w.Statuses(), now, w.Deadline)
+	}
+	if phase == contract.PhaseInProgress {
+		return outcomeInProgress
+	}
+	res.Phase = phase
+	resumed, err := h.Resumer.Resume(ctx, log, w, res)
+	switch {
+	case err != nil:
+		err = fault.Boundary(err)
+		logx.Failed(log, err)
+		return outcomeFailed
+	case !resumed:
+		return outcomeFinished
+	}
+	log.Info("resumed", "phase", res.Phase, "completed", res.Completed, "targets", res.Targets)
+	if phase == contract.PhaseTimedOut {
+		return outcomeTimedOut
+	}
+	return outcomeCompleted
+}
+
+// read lists each command of w not yet known to have ended, updating
+// w.CommandStatus in place and recording the statuses that are terminal,
+// so the next reconcile does not list them again. gone is true when the
+// waiting record disappeared meanwhile (another finisher won).
+func (h *Handler) read(ctx context.Context, w store.Waiting) (res contract.PollResult, gone bool, err error) {
+	client := h.SSM.Client(spoke.Target{RunID: sessionRunID, Account: w.Account, Region: w.Region})
+	for _, id := range w.CommandIDs {
+		if waits.Terminal(w.CommandStatus[id]) {
 			continue
 		}
-		cmd := res.Commands[0]
-		statuses = append(statuses, string(cmd.Status))
-		out.Completed += int(cmd.CompletedCount)
-		out.Targets += int(cmd.TargetCount)
+		out, err := client.ListCommands(ctx, &ssm.ListCommandsInput{CommandId: aws.String(id)})
+		if err != nil {
+			return res, false, fmt.Errorf("list command %s: %w", id, err)
+		}
+		if len(out.Commands) == 0 {
+			// SSM is eventually consistent just after SendCommand: a
+			// command not yet listed is "not yet", bounded by the deadline.
+			continue
+		}
+		cmd := out.Commands[0]
+		res.Completed += int(cmd.CompletedCount)
+		res.Targets += int(cmd.TargetCount)
+		status := string(cmd.Status)
+		w.CommandStatus[id] = status
+		if !waits.Terminal(status) {
+			continue
+		}
+		_, ok, err := h.Statuses.RecordStatus(ctx, w.SK(), id, status)
+		if err != nil {
+			return res, false, err
+		}
+		if !ok {
+			return res, true, nil
+		}
 	}
-	out.Phase = Phase(statuses, out.Attempts, req.MaxPollAttempts)
-	return out, nil
+	return res, false, nil
 }
 
-// terminal are the SSM command statuses after which nothing changes.
-var terminal = map[string]bool{"Success": true, "Failed": true, "TimedOut": true, "Cancelled": true}
-
-// Phase is the poll phase as a pure function of the command statuses, the
-// attempts made (this one included) and the attempt limit. Every status that
-// is not terminal (Pending, InProgress, Delayed, Cancelling, an unknown or a
+// Phase decides a waiting target's fate as a pure function of its commands'
+// statuses, the time and its deadline. Every status that is not terminal
+// (pending, Pending, InProgress, Delayed, Cancelling, an unknown or a
 // not-yet-listed command) means "not yet", as in the SDK's CommandExecuted
-// waiter.
-func Phase(statuses []string, attempts, maxAttempts int) string {
+// waiter; a target whose commands all ended is complete even past its
+// deadline.
+func Phase(statuses []string, now, deadline time.Time) string {
 	done := true
 	for _, s := range statuses {
-		if !terminal[s] {
+		if !waits.Terminal(s) {
 			done = false
 		}
 	}
 	switch {
 	case done:
 		return contract.PhaseComplete
-	case attempts >= maxAttempts:
+	case !now.Before(deadline):
 		return contract.PhaseTimedOut
 	}
 	return contract.PhaseInProgress

@@ -39,7 +39,8 @@ func newHandler(b *bucket, r *runs) *Handler {
 	return &Handler{
 		Defaults: contract.RunDefaults{PollIntervalSeconds: 15, MaxWaveConcurrency: 5, SSMMaxConcurrency: "10%",
 			SSMMaxErrors: "1%", CommandTimeoutSeconds: 3600, AbortOnIssues: true,
-			TagFilters: map[string]string{"PatchGroup": "default"}, ApprovalTimeoutSeconds: 3600},
+			TagFilters: map[string]string{"PatchGroup": "default"}, ApprovalTimeoutSeconds: 3600,
+			ReconcileIntervalSeconds: 300},
 		Plan:   []contract.WaveInput{{WaveID: "wave1-critical", Accounts: []string{"222222222222"}, Regions: []string{"us-east-1"}}},
 		Bucket: "hub-bucket", S3: b, Runs: r, Log: logx.New(io.Discard),
 	}

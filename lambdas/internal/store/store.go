@@ -32,6 +32,9 @@
 //	                                           linkExpiresAt (epoch seconds), createdAt, and once
 //	                                           decided: decision, decidedBy, decidedAt, sourceIp
 //
+// Targets waiting for their commands have the partition WAITING, and each
+// of their commands a lookup record of its own (see Waits in waits.go).
+//
 // Every record also has updatedAt (RFC 3339) and expiresAt (epoch seconds).
 // The JSON attributes hold exactly the contract's types, so readers decode
 // what writers encoded without a second schema.
