@@ -1,6 +1,6 @@
 // Command infra is the CDK app that `cdk synth` runs (see cdk.json): it loads
-// the environment's parameters, builds HubStack and SpokeStack and
-// synthesizes them.
+// the environment's parameters, builds HubStack, SpokeStack and
+// SpokeEventsStack and synthesizes them.
 package main
 
 import (

@@ -1,7 +1,8 @@
 // Package hub defines HubStack: the state table, the report bucket, the
 // notification topic, the KMS key that encrypts them, the Lambda handlers,
-// the PatchWaveStateMachine that runs them, and the approval API with the
-// secret that signs its links.
+// the PatchWaveStateMachine that runs them, the approval API with the
+// secret that signs its links, and the command event bus and reconcile
+// schedule that resume the targets waiting for their commands.
 package hub
 
 import (
@@ -13,6 +14,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
@@ -21,11 +24,13 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/ec2patch/ec2patch/constructs/patchwave"
+	"github.com/ec2patch/ec2patch/constructs/spokeevents"
 	"github.com/ec2patch/ec2patch/internal/config"
 	"github.com/ec2patch/ec2patch/internal/contract"
 )
@@ -71,6 +76,13 @@ type Stack struct {
 	ApprovalURL  *string
 	Functions    map[string]awslambda.Function
 	StateMachine *patchwave.StateMachine
+	// EventBus receives the spokes' command status events.
+	EventBus awsevents.EventBus
+	// CommandEventsRule sends them to CommandStatusEvents; ReconcileRule
+	// runs PollSsmCommand every reconcile_interval_minutes.
+	CommandEventsRule, ReconcileRule awsevents.Rule
+	// DeadLetterQueue keeps the events neither rule could deliver.
+	DeadLetterQueue awssqs.Queue
 }
 
 // NewStack builds HubStack from props.Params.
@@ -110,6 +122,8 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) *Stack {
 		Actions:   jsii.Strings("states:SendTaskSuccess", "states:SendTaskFailure"),
 		Resources: jsii.Strings(*h.StateMachine.Orchestrator.StateMachineArn()),
 	}))
+	h.resumeWaits(roles)
+	h.events(p)
 	h.suppressions()
 	h.outputs()
 	return h
@@ -149,6 +163,7 @@ func (h *Stack) storage(p config.Params) {
 					"sns." + *h.Region() + ".amazonaws.com",
 					"s3." + *h.Region() + ".amazonaws.com",
 					"dynamodb." + *h.Region() + ".amazonaws.com",
+					"sqs." + *h.Region() + ".amazonaws.com",
 				},
 			},
 		},
@@ -404,6 +419,11 @@ func (h *Stack) roles(p config.Params) map[string]awsiam.Role {
 	// granted on "*" because CloudWatch returns composite alarms only to a
 	// DescribeAlarms permission scoped to "*", and a halt alarm is often a
 	// composite one; a narrower scope would make such an alarm look missing.
+	// The waiting records: AwaitSsmCommand writes them, CommandStatusEvents
+	// and the reconciler (the task role) complete them.
+	h.Table.GrantReadWriteData(own(contract.AwaitSsmCommand))
+	h.Table.GrantReadWriteData(own(contract.CommandStatusEvents))
+
 	alarms := own(contract.CheckHaltAlarms)
 	alarms.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("DescribeHaltAlarms"),
@@ -461,6 +481,14 @@ func (h *Stack) functions(p config.Params, codeDir string, logs map[string]awslo
 			contract.EnvSigningSecret: h.SigningSecret.SecretArn(),
 			contract.EnvRecordTTLDays: jsii.String(ttlDays),
 		},
+		contract.AwaitSsmCommand.Name: {
+			contract.EnvTable:         h.Table.TableName(),
+			contract.EnvRecordTTLDays: jsii.String(ttlDays),
+		},
+		contract.CommandStatusEvents.Name: {
+			contract.EnvTable:         h.Table.TableName(),
+			contract.EnvRecordTTLDays: jsii.String(ttlDays),
+		},
 	}
 	for _, fn := range contract.SpokeFunctions() {
 		env[fn.Name] = spokeEnv
@@ -501,6 +529,108 @@ func code(artifacts awss3.IBucket, artifactKey, codeDir string, fn contract.Func
 	return awslambda.Code_FromAsset(jsii.String(filepath.Join(codeDir, fn.Dir)), nil)
 }
 
+// resumeWaits lets the two handlers that finish a target's wait answer the
+// orchestrator's task tokens: CommandStatusEvents on its own role, and the
+// reconciler on the task role it shares with the other spoke-calling
+// handlers, which is why that grant is a policy of its own, limited to the
+// reconciler's own calls by lambda:SourceFunctionArn. (It is not in the
+// role's default policy: the function depends on that one, and the
+// condition names the function.)
+func (h *Stack) resumeWaits(roles map[string]awsiam.Role) {
+	orchestrator := h.StateMachine.Orchestrator.StateMachineArn()
+	roles[contract.CommandStatusEvents.Name].AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ResumeWaitingTargets"),
+		Actions:   jsii.Strings("states:SendTaskSuccess"),
+		Resources: jsii.Strings(*orchestrator),
+	}))
+	awsiam.NewPolicy(h.Stack, jsii.String("ReconcilerResumePolicy"), &awsiam.PolicyProps{
+		Roles: &[]awsiam.IRole{roles[contract.PollSsmCommand.Name]},
+		Statements: &[]awsiam.PolicyStatement{awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("ReconcilerResumesWaitingTargets"),
+			Actions:   jsii.Strings("states:SendTaskSuccess"),
+			Resources: jsii.Strings(*orchestrator),
+			Conditions: &map[string]interface{}{
+				"ArnEquals": map[string]interface{}{
+					"lambda:SourceFunctionArn": h.Functions[contract.PollSsmCommand.Name].FunctionArn(),
+				},
+			},
+		})},
+	})
+}
+
+// events creates the command event bus, which accepts events from the
+// plan's spoke accounts only, its rule to CommandStatusEvents, and the
+// schedule of the reconciler. Both rules retry and then keep what they
+// could not deliver in an encrypted dead-letter queue.
+func (h *Stack) events(p config.Params) {
+	h.EventBus = awsevents.NewEventBus(h.Stack, jsii.String("CommandEventBus"), &awsevents.EventBusProps{
+		EventBusName: jsii.String(contract.HubEventBusName(p.Hub.NamePrefix)),
+		Description:  jsii.String("ec2patch " + p.Hub.NamePrefix + ": SSM command status events from the spokes"),
+	})
+	if accounts := p.SpokeAccounts(); len(accounts) > 0 {
+		var principals []awsiam.IPrincipal
+		for _, a := range accounts {
+			principals = append(principals, awsiam.NewAccountPrincipal(jsii.String(a)))
+		}
+		h.EventBus.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        jsii.String("SpokeCommandEvents"),
+			Principals: &principals,
+			Actions:    jsii.Strings("events:PutEvents"),
+			Resources:  jsii.Strings(*h.EventBus.EventBusArn()),
+		}))
+	}
+
+	// EventBridge encrypts what it puts in the queue with the stack's key.
+	h.Key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("EventBridgeDeadLetters"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("events.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey"),
+		Resources:  jsii.Strings("*"),
+		Conditions: &map[string]interface{}{
+			"StringEquals": map[string]interface{}{"aws:SourceAccount": *h.Account()},
+		},
+	}), jsii.Bool(false))
+	h.DeadLetterQueue = awssqs.NewQueue(h.Stack, jsii.String("EventDeadLetterQueue"), &awssqs.QueueProps{
+		Encryption:          awssqs.QueueEncryption_KMS,
+		EncryptionMasterKey: h.Key,
+		EnforceSSL:          jsii.Bool(true),
+		RetentionPeriod:     awscdk.Duration_Days(jsii.Number(14)),
+	})
+
+	cdknag.NagSuppressions_AddResourceSuppressions(h.DeadLetterQueue, &[]*cdknag.NagPackSuppression{{
+		Id:     jsii.String("AwsSolutions-SQS3"),
+		Reason: jsii.String("This queue is the dead-letter queue of the command event and reconcile rules' targets"),
+	}}, jsii.Bool(false))
+
+	h.CommandEventsRule = awsevents.NewRule(h.Stack, jsii.String("CommandEventsRule"), &awsevents.RuleProps{
+		Description:  jsii.String("Resumes the targets waiting for AWS-RunPatchBaseline commands"),
+		EventBus:     h.EventBus,
+		EventPattern: spokeevents.CommandEventPattern(),
+		Targets: &[]awsevents.IRuleTarget{
+			awseventstargets.NewLambdaFunction(h.Functions[contract.CommandStatusEvents.Name], &awseventstargets.LambdaFunctionProps{
+				DeadLetterQueue: h.DeadLetterQueue,
+				RetryAttempts:   jsii.Number(8),
+				MaxEventAge:     awscdk.Duration_Hours(jsii.Number(2)),
+			}),
+		},
+	})
+
+	// A late reconcile is as good as a missed one: the next comes within
+	// the interval, so an event older than that is not retried.
+	interval := awscdk.Duration_Minutes(jsii.Number(float64(p.Hub.ReconcileIntervalMinutes)))
+	h.ReconcileRule = awsevents.NewRule(h.Stack, jsii.String("ReconcileSchedule"), &awsevents.RuleProps{
+		Description: jsii.String("Runs the ec2patch reconciler over every waiting target"),
+		Schedule:    awsevents.Schedule_Rate(interval),
+		Targets: &[]awsevents.IRuleTarget{
+			awseventstargets.NewLambdaFunction(h.Functions[contract.PollSsmCommand.Name], &awseventstargets.LambdaFunctionProps{
+				DeadLetterQueue: h.DeadLetterQueue,
+				RetryAttempts:   jsii.Number(2),
+				MaxEventAge:     interval,
+			}),
+		},
+	})
+}
+
 func mustJSON(v any) string {
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -519,6 +649,7 @@ func (h *Stack) outputs() {
 	out(contract.OutputTopicARN, h.Topic.TopicArn(), "Run notifications")
 	out(contract.OutputTaskRoleARN, h.TaskRole.RoleArn(), "The role every spoke trusts")
 	out(contract.OutputApprovalURL, h.ApprovalURL, "Base URL of approval links")
+	out(contract.OutputEventBusARN, h.EventBus.EventBusArn(), "The bus every spoke forwards command events to")
 }
 
 func (h *Stack) suppressions() {

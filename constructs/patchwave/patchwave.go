@@ -378,8 +378,8 @@ func ItemSelector() *map[string]interface{} {
 	return &sel
 }
 
-// patchTarget is the PatchTarget workflow: inventory, send, poll, verify. It
-// catches its own errors and always returns a contract.TargetSummary.
+// patchTarget is the PatchTarget workflow: inventory, send, await, verify.
+// It catches its own errors and always returns a contract.TargetSummary.
 func (b *builder) patchTarget() sfn.IChainable {
 	s := b.scope
 	done := sfn.NewSucceed(s, jsii.String(contract.StateTargetSucceeded), nil)
@@ -398,29 +398,10 @@ func (b *builder) patchTarget() sfn.IChainable {
 
 	inventory := catch(b.invoke(contract.StateInventory, contract.PreEC2Inventory, nil, contract.PathInventory))
 	send := catch(b.invoke(contract.StateSendCommand, contract.SendSsmCommand, nil, contract.PathCommand))
-	poll := catch(b.invoke(contract.StatePollCommand, contract.PollSsmCommand, map[string]interface{}{
-		"account":         at("$.account"),
-		"region":          at("$.region"),
-		"runId":           at("$.runId"),
-		"waveId":          at("$.waveId"),
-		"commandIds":      at(contract.PathCommand + ".commandIds"),
-		"attempts":        at(contract.PathPoll + ".attempts"),
-		"maxPollAttempts": at("$.maxPollAttempts"),
-	}, contract.PathPoll))
 	verify := catch(b.invoke(contract.StateVerify, contract.PostEC2Verify, nil, ""))
 	verify.Next(done)
-
-	startPolling := sfn.NewPass(s, jsii.String(contract.StateStartPolling), &sfn.PassProps{
-		Result:     sfn.Result_FromObject(toMap(contract.PollStart())),
-		ResultPath: jsii.String(contract.PathPoll),
-	})
-	wait := sfn.NewWait(s, jsii.String(contract.StatePollWait), &sfn.WaitProps{
-		Time: sfn.WaitTime_SecondsPath(jsii.String("$.pollIntervalSeconds")),
-	})
-	commandDone := sfn.NewChoice(s, jsii.String(contract.StateCommandDone), nil).
-		When(sfn.Condition_StringEquals(jsii.String(contract.PathPoll+".phase"), jsii.String(contract.PhaseInProgress)), wait, nil).
-		Otherwise(verify)
-	send.Next(startPolling).Next(wait).Next(poll).Next(commandDone)
+	await := b.awaitCommand(verify, record)
+	send.Next(await)
 
 	// A re-run skips a target whose recorded result is final. The flag is
 	// omitted when false, so its presence is tested first.
@@ -435,6 +416,53 @@ func (b *builder) patchTarget() sfn.IChainable {
 		When(sfn.Condition_NumberGreaterThan(jsii.String(contract.PathInventory+".targetCount"), jsii.Number(0)), send, nil).
 		Otherwise(verify)
 	return inventory.Next(hasInstances)
+}
+
+// awaitCommand registers the target's task token with AwaitSsmCommand and
+// waits, without a poll loop, until CommandStatusEvents or the reconciler
+// answers it with a contract.PollResult: the target's history is the same
+// few events whatever the patch's duration. If nothing answers within the
+// run's await timeout (the command timeout plus two reconcile intervals),
+// the task's own timeout makes the poll TIMED_OUT and verification records
+// what the instances report.
+func (b *builder) awaitCommand(verify, record sfn.IChainable) awsstepfunctionstasks.LambdaInvoke {
+	s := b.scope
+	task := awsstepfunctionstasks.NewLambdaInvoke(s, jsii.String(contract.StateAwaitCommand), &awsstepfunctionstasks.LambdaInvokeProps{
+		StateName:                jsii.String(contract.StateAwaitCommand),
+		LambdaFunction:           b.props.Functions[contract.AwaitSsmCommand.Name],
+		IntegrationPattern:       sfn.IntegrationPattern_WAIT_FOR_TASK_TOKEN,
+		RetryOnServiceExceptions: jsii.Bool(false),
+		Payload: sfn.TaskInput_FromObject(&map[string]interface{}{
+			"taskToken":       sfn.JsonPath_TaskToken(),
+			"runId":           at("$.runId"),
+			"waveId":          at("$.waveId"),
+			"account":         at("$.account"),
+			"region":          at("$.region"),
+			"executionId":     at("$.executionId"),
+			"commandIds":      at(contract.PathCommand + ".commandIds"),
+			"deadlineSeconds": at("$.commandTimeoutSeconds"),
+		}),
+		TaskTimeout: sfn.Timeout_At(jsii.String("$.awaitTimeoutSeconds")),
+		ResultPath:  jsii.String(contract.PathPoll),
+	})
+	b.retry(task)
+	timedOut := sfn.NewPass(s, jsii.String(contract.StateAwaitTimedOut), &sfn.PassProps{
+		Result:     sfn.Result_FromObject(toMap(contract.PollResult{Phase: contract.PhaseTimedOut})),
+		ResultPath: jsii.String(contract.PathPoll),
+	})
+	timedOut.Next(verify)
+	// The timeout is caught first: Catch rules match in order, and
+	// States.ALL would otherwise record the target as failed.
+	task.AddCatch(timedOut, &sfn.CatchProps{
+		Errors:     jsii.Strings(*sfn.Errors_TIMEOUT()),
+		ResultPath: jsii.String(contract.PathAwaitError),
+	})
+	task.AddCatch(record, &sfn.CatchProps{
+		Errors:     jsii.Strings(*sfn.Errors_ALL()),
+		ResultPath: jsii.String(contract.PathError),
+	})
+	task.Next(verify)
+	return task
 }
 
 // toMap turns a contract value into the map the CDK renders, through its

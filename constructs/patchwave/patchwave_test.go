@@ -298,10 +298,16 @@ func TestOrchestratorDefinition(t *testing.T) {
 				}
 				continue
 			}
-			if len(catch) != 1 {
-				t.Fatalf("%s has %d Catch clauses, want 1", name, len(catch))
+			// The await task first catches its own timeout (see "a timed-out
+			// wait is verified as TIMED_OUT"); every Task ends with States.ALL.
+			want := 1
+			if name == contract.StateAwaitCommand {
+				want = 2
 			}
-			c := catch[0].(map[string]any)
+			if len(catch) != want {
+				t.Fatalf("%s has %d Catch clauses, want %d", name, len(catch), want)
+			}
+			c := catch[len(catch)-1].(map[string]any)
 			if !reflect.DeepEqual(c["ErrorEquals"], []any{"States.ALL"}) || c["Next"] != contract.StateRecordFailure || c["ResultPath"] != contract.PathError {
 				t.Errorf("%s Catch = %v, want States.ALL at %s to %s", name, c, contract.PathError, contract.StateRecordFailure)
 			}
@@ -388,7 +394,6 @@ func TestOrchestratorDefinition(t *testing.T) {
 			contract.StatePrepareRun:     contract.PrepareRequest{},
 			contract.StateEvaluateWave:   contract.EvaluateRequest{},
 			contract.StateWriteRunReport: contract.ReportRequest{},
-			contract.StatePollCommand:    contract.PollRequest{},
 			contract.StateAlarmsBefore:   contract.AlarmCheckRequest{},
 			contract.StateAlarmsAfter:    contract.AlarmCheckRequest{},
 		} {
@@ -415,10 +420,19 @@ func TestOrchestratorDefinition(t *testing.T) {
 				t.Errorf("%s verdict fields = %v, want %v", verdict, got, w)
 			}
 		}
-		data, _ := json.Marshal(all[contract.StateStartPolling]["Result"])
-		var start contract.PollResult
-		if err := contract.DecodeStrict(data, &start); err != nil || start != contract.PollStart() {
-			t.Errorf("StartPolling result = %s (%v), want contract.PollStart()", data, err)
+		payload = all[contract.StateAwaitCommand]["Parameters"].(map[string]any)["Payload"].(map[string]any)
+		got = nil
+		for k := range payload {
+			got = append(got, strings.TrimSuffix(k, ".$"))
+		}
+		sort.Strings(got)
+		if w := jsonFields(contract.AwaitRequest{}); !slices.Equal(got, w) {
+			t.Errorf("%s payload fields = %v, want %v", contract.StateAwaitCommand, got, w)
+		}
+		data, _ := json.Marshal(all[contract.StateAwaitTimedOut]["Result"])
+		var timedOut contract.PollResult
+		if err := contract.DecodeStrict(data, &timedOut); err != nil || timedOut.Phase != contract.PhaseTimedOut {
+			t.Errorf("%s result = %s (%v), want a TIMED_OUT contract.PollResult", contract.StateAwaitTimedOut, data, err)
 		}
 	})
 
@@ -435,8 +449,8 @@ func TestOrchestratorDefinition(t *testing.T) {
 		known := []string{contract.StatePrepareRun, contract.StateSelectWave, contract.StatePatchTargets,
 			contract.StateEvaluateWave, contract.StateAbortCheck, contract.StateAdvanceWave, contract.StateMoreWaves,
 			contract.StateWavePause, contract.StateWriteRunReport, contract.StateRunDone, contract.StateInventory,
-			contract.StateHasInstances, contract.StateSendCommand, contract.StateStartPolling, contract.StatePollWait,
-			contract.StatePollCommand, contract.StateCommandDone, contract.StateVerify, contract.StateRecordFailure,
+			contract.StateHasInstances, contract.StateSendCommand, contract.StateAwaitCommand, contract.StateAwaitTimedOut,
+			contract.StateVerify, contract.StateRecordFailure,
 			contract.StateTargetSucceeded, contract.StateAlreadyDone, contract.StateHasAlarmsBefore,
 			contract.StateAlarmsBefore, contract.StateAlarmsClear, contract.StateHaltedByAlarm,
 			contract.StateApprovalRequired, contract.StatePreviewWave, contract.StatePreviewInventory,
@@ -457,6 +471,85 @@ func TestOrchestratorDefinition(t *testing.T) {
 		slices.Sort(known)
 		if !slices.Equal(got, known) {
 			t.Errorf("states = %v, want %v", got, known)
+		}
+	})
+}
+
+// processorState returns one PatchTarget state or fails the test.
+func processorState(t *testing.T, name string) map[string]any {
+	t.Helper()
+	s := states(processor(t))[name]
+	if s == nil {
+		t.Fatalf("no %s state in PatchTarget", name)
+	}
+	return s
+}
+
+func TestAwait(t *testing.T) {
+	t.Run("a target waits on a task token, not a poll loop", func(t *testing.T) {
+		for name, s := range states(processor(t)) {
+			if s["Type"] == "Wait" || s["Type"] == "Choice" && name != contract.StateHasInstances {
+				t.Errorf("PatchTarget has %s state %s: its history would grow with the patch's duration", s["Type"], name)
+			}
+		}
+		if n := processorState(t, contract.StateSendCommand)["Next"]; n != contract.StateAwaitCommand {
+			t.Errorf("%s goes to %v, want %s", contract.StateSendCommand, n, contract.StateAwaitCommand)
+		}
+		s := processorState(t, contract.StateAwaitCommand)
+		if s["Resource"] != "arn:aws:states:::lambda:invoke.waitForTaskToken" {
+			t.Errorf("Resource = %v, want lambda:invoke.waitForTaskToken", s["Resource"])
+		}
+		params := s["Parameters"].(map[string]any)
+		if !strings.HasSuffix(fmt.Sprint(params["FunctionName"]), ":"+contract.AwaitSsmCommand.Name) {
+			t.Errorf("FunctionName = %v, want %s", params["FunctionName"], contract.AwaitSsmCommand.Name)
+		}
+		payload := params["Payload"].(map[string]any)
+		for k, want := range map[string]string{
+			"taskToken.$":       "$$.Task.Token",
+			"commandIds.$":      contract.PathCommand + ".commandIds",
+			"deadlineSeconds.$": "$.commandTimeoutSeconds",
+			"executionId.$":     "$.executionId",
+		} {
+			if payload[k] != want {
+				t.Errorf("payload %s = %v, want %s", k, payload[k], want)
+			}
+		}
+		if s["TimeoutSecondsPath"] != "$.awaitTimeoutSeconds" {
+			t.Errorf("TimeoutSecondsPath = %v, want $.awaitTimeoutSeconds", s["TimeoutSecondsPath"])
+		}
+		if _, ok := s["TimeoutSeconds"]; ok {
+			t.Error("the task has a fixed TimeoutSeconds as well")
+		}
+		if _, ok := s["HeartbeatSeconds"]; ok {
+			t.Error("the task has a heartbeat; nothing sends one")
+		}
+		if s["ResultPath"] != contract.PathPoll || s["Next"] != contract.StateVerify {
+			t.Errorf("ResultPath = %v, Next = %v; want %s, %s", s["ResultPath"], s["Next"], contract.PathPoll, contract.StateVerify)
+		}
+	})
+
+	t.Run("a timed-out wait is verified as TIMED_OUT", func(t *testing.T) {
+		catch, _ := processorState(t, contract.StateAwaitCommand)["Catch"].([]any)
+		want := map[string]any{"ErrorEquals": []any{"States.Timeout"}, "ResultPath": contract.PathAwaitError,
+			"Next": contract.StateAwaitTimedOut}
+		if len(catch) == 0 || !reflect.DeepEqual(catch[0], want) {
+			t.Fatalf("first Catch = %v, want %v", catch, want)
+		}
+		for _, r := range processorState(t, contract.StateAwaitCommand)["Retry"].([]any) {
+			for _, e := range r.(map[string]any)["ErrorEquals"].([]any) {
+				if e == "States.Timeout" || e == "States.ALL" {
+					t.Errorf("the await task retries %v; a timed-out wait must not send the commands' wait again", e)
+				}
+			}
+		}
+		timedOut := processorState(t, contract.StateAwaitTimedOut)
+		if timedOut["Type"] != "Pass" || timedOut["ResultPath"] != contract.PathPoll || timedOut["Next"] != contract.StateVerify {
+			t.Errorf("%s = %v, want a Pass to %s at %s", contract.StateAwaitTimedOut, timedOut, contract.StateVerify, contract.PathPoll)
+		}
+		data, _ := json.Marshal(timedOut["Result"])
+		var poll contract.PollResult
+		if err := contract.DecodeStrict(data, &poll); err != nil || poll.Phase != contract.PhaseTimedOut {
+			t.Errorf("%s result = %s (%v), want phase %s", contract.StateAwaitTimedOut, data, err, contract.PhaseTimedOut)
 		}
 	})
 }

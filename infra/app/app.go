@@ -1,5 +1,5 @@
-// Package app builds the ec2patch CDK app: HubStack and SpokeStack for one
-// environment, with cdk-nag's AwsSolutions checks on every stack. The CLI's
+// Package app builds the ec2patch CDK app: HubStack, SpokeStack and
+// SpokeEventsStack for one environment, with cdk-nag's AwsSolutions checks on every stack. The CLI's
 // entry point (infra) and the tests and emulator harness share it, so they
 // all synthesize the same templates.
 package app
@@ -17,6 +17,7 @@ import (
 
 	"github.com/ec2patch/ec2patch/constructs/hub"
 	"github.com/ec2patch/ec2patch/constructs/spoke"
+	"github.com/ec2patch/ec2patch/constructs/spokeevents"
 	"github.com/ec2patch/ec2patch/internal/config"
 	"github.com/ec2patch/ec2patch/internal/contract"
 )
@@ -36,8 +37,8 @@ type Options struct {
 
 // Templates are the synthesized templates.
 type Templates struct {
-	HubStackName, SpokeStackName string
-	Hub, Spoke                   []byte // template JSON
+	HubStackName, SpokeStackName, SpokeEventsStackName string
+	Hub, Spoke, SpokeEvents                            []byte // template JSON
 }
 
 // FeatureFlags are the CDK feature flags the app is written for. cdk.json
@@ -64,7 +65,7 @@ func LoadParams(fsys fs.FS, env string) (config.Params, error) {
 	return p, nil
 }
 
-// Build creates the app with both stacks. It panics on a construct error, as
+// Build creates the app with its three stacks. It panics on a construct error, as
 // the CDK does; Synth recovers that into an error.
 func Build(opts Options) awscdk.App {
 	return build(opts, "")
@@ -120,11 +121,24 @@ func build(opts Options, outDir string) awscdk.App {
 		ExternalID:    p.Spoke.ExternalID,
 		RoleName:      p.Spoke.RoleName,
 	})
+	// The events stack is environment-agnostic too, but StackSets deploy it
+	// to every region a plan patches, not once per account: EventBridge
+	// rules are regional.
+	spokeevents.NewStack(a, contract.SpokeEventsStackName(p.Hub.NamePrefix), &spokeevents.StackProps{
+		StackProps: awscdk.StackProps{
+			StackName:          jsii.String(contract.SpokeEventsStackName(p.Hub.NamePrefix)),
+			Tags:               tags,
+			AnalyticsReporting: jsii.Bool(false),
+		},
+		HubAccountID:  p.Spoke.HubAccountID,
+		HubRegion:     p.Region,
+		HubNamePrefix: p.Hub.NamePrefix,
+	})
 	awscdk.Aspects_Of(a).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
 	return a
 }
 
-// Synth builds the app, synthesizes it into outDir and returns both
+// Synth builds the app, synthesizes it into outDir and returns its
 // templates.
 func Synth(opts Options, outDir string) (t Templates, err error) {
 	defer func() {
@@ -143,6 +157,10 @@ func Synth(opts Options, outDir string) (t Templates, err error) {
 		return Templates{}, err
 	}
 	if t.Spoke, err = readTemplate(*asm.Directory(), t.SpokeStackName); err != nil {
+		return Templates{}, err
+	}
+	t.SpokeEventsStackName = contract.SpokeEventsStackName(opts.Params.Hub.NamePrefix)
+	if t.SpokeEvents, err = readTemplate(*asm.Directory(), t.SpokeEventsStackName); err != nil {
 		return Templates{}, err
 	}
 	return t, nil
