@@ -76,5 +76,12 @@ lint-templates: build $(NODE_BIN)/.stamp $(VENV)/.stamp
 demo: tools build-host
 	$(GO) run ./test/cmd/demo -fleet $(FLEET) $(if $(PLAN),-plan $(PLAN)) -report $(REPORT)
 
+## bench: ec2patch against the seed's design on the emulator (not part of test).
+## BENCH_FLAGS passes flags (e.g. -sizes 10 -minutes 10); BENCH_OUT names the JSON.
+BENCH_OUT   ?= bench.json
+BENCH_FLAGS ?=
+bench: tools build-host
+	BENCH_OUT=$(BENCH_OUT) $(GO) run ./test/cmd/bench $(BENCH_FLAGS)
+
 clean:
 	rm -rf build $(CDK_OUT) $(VENV) tools/node_modules

@@ -146,6 +146,60 @@ func TestEmulator(t *testing.T) {
 		}
 	})
 
+	// One wave over one account in two regions, for the completion paths.
+	completionInput := func(runID string) string {
+		return fmt.Sprintf(`{"runId": %q, "pollIntervalSeconds": 1, "abortOnIssues": false, "waves": [{"waveId": "w",
+		  "accounts": ["222222222222"], "regions": ["us-east-1", "us-west-2"], "tagFilters": {"PatchGroup": "default"}}]}`, runID)
+	}
+
+	t.Run("no status event arrives: the reconciler completes the targets", func(t *testing.T) {
+		scenario := h.Proxy.Scenario()
+		lossy := scenario
+		lossy.DropEvents = true
+		h.Proxy.SetScenario(lossy)
+		t.Cleanup(func() { h.Proxy.SetScenario(scenario) })
+
+		before := h.Proxy.EventStats()
+		runID := "e2e-noevents-" + time.Now().UTC().Format("150405")
+		input := completionInput(runID)
+		res := mustRun(t, ctx, h, input, runID)
+		checkAgainstFleet(t, h, res, input)
+		after := h.Proxy.EventStats()
+		if after.Dropped == before.Dropped || after.Delivered != before.Delivered {
+			t.Errorf("events dropped %d -> %d, delivered %d -> %d: want only drops", before.Dropped, after.Dropped, before.Delivered, after.Delivered)
+		}
+		if n := h.Invocations(ctx, res.Calls, contract.CommandStatusEvents.Dir); n != 0 {
+			t.Errorf("CommandStatusEvents ran %d times, want 0 with every event dropped", n)
+		}
+		if n := h.Invocations(ctx, res.Calls, contract.PollSsmCommand.Dir); n == 0 {
+			t.Error("the reconciler never ran, yet the targets completed: the check proves nothing")
+		}
+	})
+
+	t.Run("events arrive: the targets complete without waiting for a reconcile", func(t *testing.T) {
+		scenario := h.Proxy.Scenario()
+		slow := scenario
+		slow.ReconcileEvery = 60 * time.Second
+		h.Proxy.SetScenario(slow)
+		t.Cleanup(func() { h.Proxy.SetScenario(scenario) })
+
+		runID := "e2e-events-" + time.Now().UTC().Format("150405")
+		input := completionInput(runID)
+		res := mustRun(t, ctx, h, input, runID)
+		checkAgainstFleet(t, h, res, input)
+		if n := h.Invocations(ctx, res.Calls, contract.PollSsmCommand.Dir); n != 0 {
+			t.Errorf("the reconciler ran %d times during the run, want 0: the events alone complete the targets", n)
+		}
+		if n, sent := h.Invocations(ctx, res.Calls, contract.CommandStatusEvents.Dir), len(sendCommands(res.Calls)); n < sent || sent == 0 {
+			t.Errorf("CommandStatusEvents ran %d times for %d commands, want one event per command", n, sent)
+		}
+		for _, c := range res.Calls {
+			if c.Service == "ssm" && c.Action == "ListCommands" {
+				t.Errorf("ListCommands in %s/%s: nothing should poll when events arrive", c.Account, c.Region)
+			}
+		}
+	})
+
 	t.Run("a throttled SendCommand is retried and the target still patches", func(t *testing.T) {
 		account := "222222222222"
 		throttle := proxy.Throttle("ssm", "SendCommand", 1)

@@ -52,9 +52,9 @@ type Options struct {
 	Env string
 	// EnforceExternalID refuses AssumeRole with a wrong ExternalId. Default: true.
 	EnforceExternalID *bool
-	// InProgressReads is how many ListCommands reads see a command
-	// InProgress. Default: 1.
-	InProgressReads int
+	// SimulatedSecondsPerSecond compresses the scenario's clock (patch
+	// duration and reconcile interval are simulated time). Default: 1.
+	SimulatedSecondsPerSecond float64
 	// Logf, if set, reports setup progress.
 	Logf func(format string, args ...any)
 	// Logs, if set, receives every handler's output as it is written.
@@ -77,11 +77,36 @@ type Harness struct {
 	// Instances are the seeded instances, in fleet order.
 	Instances []Instance
 
-	hub   aws.Config
-	sfn   *sfn.Client
-	inbox *inbox
-	s3    *s3.Client
-	logf  func(string, ...any)
+	hub       aws.Config
+	sfn       *sfn.Client
+	reconcile sync.Mutex // one reconciler run at a time
+	inbox     *inbox
+	s3        *s3.Client
+	logf      func(string, ...any)
+}
+
+// ScenarioOf is the proxy scenario a fleet describes: missing roles,
+// dropped events, and the clock (patch duration and reconcile interval in
+// simulated seconds, compressed by factor when it is above 0).
+func ScenarioOf(f *fleet.Fleet, factor float64) proxy.Scenario {
+	s := proxy.Scenario{RoleMissing: map[string]bool{}, DropEventsFor: map[string]bool{},
+		DropEvents: f.DropEvents, SimulatedSecondsPerSecond: factor,
+		PatchDuration: time.Duration(f.PatchSeconds * float64(time.Second))}
+	if f.ReconcileSeconds > 0 {
+		s.ReconcileEvery = time.Duration(f.ReconcileSeconds * float64(time.Second))
+		if factor > 0 {
+			s.ReconcileEvery = time.Duration(float64(s.ReconcileEvery) / factor)
+		}
+	}
+	for _, a := range f.Accounts {
+		if a.RoleMissing {
+			s.RoleMissing[a.ID] = true
+		}
+		if a.DropEvents {
+			s.DropEventsFor[a.ID] = true
+		}
+	}
+	return s
 }
 
 // Instance is one seeded EC2 instance.
@@ -124,6 +149,9 @@ func New(ctx context.Context, opts Options) (*Harness, error) {
 
 	h := &Harness{Params: p, Fleet: opts.Fleet, logf: logf}
 	if err := h.start(ctx, opts, bin, handlers); err != nil {
+		if h.Moto != nil && !errors.Is(err, ErrNoHandlers) {
+			err = fmt.Errorf("%w\nmoto output (last 4 KiB):\n%s", err, tail(h.Moto.Logs(), 4<<10))
+		}
 		h.Close()
 		return nil, err
 	}
@@ -152,13 +180,8 @@ func (h *Harness) start(ctx context.Context, opts Options, bin, handlers string)
 	if opts.EnforceExternalID != nil {
 		enforce = *opts.EnforceExternalID
 	}
-	scenario := proxy.Scenario{RoleMissing: map[string]bool{}, ExternalID: p.Hub.CrossAccountExternalID,
-		EnforceExternalID: enforce, InProgressReads: opts.InProgressReads}
-	for _, a := range opts.Fleet.Accounts {
-		if a.RoleMissing {
-			scenario.RoleMissing[a.ID] = true
-		}
-	}
+	scenario := ScenarioOf(opts.Fleet, opts.SimulatedSecondsPerSecond)
+	scenario.ExternalID, scenario.EnforceExternalID = p.Hub.CrossAccountExternalID, enforce
 	h.Proxy.SetScenario(scenario)
 
 	// The harness talks to moto directly, so its calls are not recorded.
@@ -282,6 +305,28 @@ func (h *Harness) deploySpokes(ctx context.Context) error {
 		if _, err := deployStack(ctx, cloudformation.NewFromConfig(cfg), h.Templates.SpokeStackName, h.Templates.Spoke); err != nil {
 			return fmt.Errorf("emulator: spoke in %s: %w", a.ID, err)
 		}
+		if err := h.deploySpokeEvents(ctx, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deploySpokeEvents deploys the events stack (the status-change forwarding
+// rule) in every region of the account, as StackSets would. moto creates
+// the rule but never routes events: the proxy delivers them itself.
+func (h *Harness) deploySpokeEvents(ctx context.Context, a fleet.Account) error {
+	if len(h.Templates.SpokeEvents) == 0 {
+		return nil
+	}
+	for _, r := range a.Regions {
+		cfg, err := h.accountConfig(ctx, a.ID, r.Name)
+		if err != nil {
+			return err
+		}
+		if _, err := deployStack(ctx, cloudformation.NewFromConfig(cfg), h.Templates.SpokeEventsStackName, h.Templates.SpokeEvents); err != nil {
+			return fmt.Errorf("emulator: spoke events in %s/%s: %w", a.ID, r.Name, err)
+		}
 	}
 	return nil
 }
@@ -330,6 +375,9 @@ func (h *Harness) deployHub(ctx context.Context) error {
 	cfn := cloudformation.NewFromConfig(h.hub)
 	template, err := h.provideSecrets(ctx, h.Templates.HubStackName, h.Templates.Hub)
 	if err != nil {
+		return err
+	}
+	if template, err = busRefsToNames(template); err != nil {
 		return err
 	}
 	outputs, err := deployStack(ctx, cfn, h.Templates.HubStackName, template)
@@ -479,6 +527,9 @@ type Result struct {
 	Report  *contract.Report
 	// Calls are the calls the proxy recorded during the execution.
 	Calls []proxy.Call
+	// StateTransitions counts the history's *StateEntered events: what
+	// Step Functions bills a Standard execution for.
+	StateTransitions int
 	// Answers are the approval gates the harness answered (or let time
 	// out), in wave order.
 	Answers []Answer
@@ -531,8 +582,11 @@ func (h *Harness) Start(ctx context.Context, input, name string) (string, error)
 
 // Wait polls the execution until it ends, calling onEvent (if set) with
 // every new history event as it appears, then reads the history and the
-// run report.
+// run report. While it waits, the reconciler runs every scenario
+// ReconcileEvery, as the hub's schedule would run it.
 func (h *Harness) Wait(ctx context.Context, arn string, onEvent func(sfntypes.HistoryEvent)) (*Result, error) {
+	stopReconciler := h.StartReconciler(ctx)
+	defer stopReconciler()
 	seen := 0
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
@@ -567,6 +621,7 @@ func (h *Harness) Wait(ctx context.Context, arn string, onEvent func(sfntypes.Hi
 	if res.History, err = h.History(ctx, arn); err != nil {
 		return res, err
 	}
+	res.StateTransitions = StateTransitions(res.History)
 	if onEvent != nil {
 		for _, e := range res.History[min(seen, len(res.History)):] {
 			onEvent(e)
@@ -619,4 +674,162 @@ func (h *Harness) ReadReport(ctx context.Context, runID string) (*contract.Repor
 // UniqueName is an execution name unique within the process.
 func UniqueName(prefix string) string {
 	return prefix + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+}
+
+// StateTransitions counts the *StateEntered events of a history.
+func StateTransitions(events []sfntypes.HistoryEvent) int {
+	n := 0
+	for _, e := range events {
+		if strings.HasSuffix(string(e.Type), "StateEntered") {
+			n++
+		}
+	}
+	return n
+}
+
+// Reconcile runs the reconciler once: PollSsmCommand with a scheduled
+// event, through the proxy, so the invocation and its calls are recorded.
+func (h *Harness) Reconcile(ctx context.Context) error {
+	h.reconcile.Lock()
+	defer h.reconcile.Unlock()
+	event, err := json.Marshal(map[string]any{
+		"version": "0", "id": UniqueName("reconcile"), "detail-type": "Scheduled Event", "source": "aws.events",
+		"account": h.Params.Account, "region": h.Params.Region, "time": time.Now().UTC().Format(time.RFC3339),
+		"resources": []string{"arn:aws:events:" + h.Params.Region + ":" + h.Params.Account + ":rule/" + h.Params.Hub.NamePrefix + "-reconcile"},
+		"detail":    map[string]any{},
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := h.Proxy.InvokeHandler(ctx, contract.PollSsmCommand.Dir, event); err != nil {
+		return fmt.Errorf("emulator: reconcile: %w", err)
+	}
+	return nil
+}
+
+// StartReconciler runs the reconciler every scenario ReconcileEvery until
+// stop is called (stop waits for a run in progress to end).
+func (h *Harness) StartReconciler(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			every := h.Proxy.Scenario().ReconcileEvery
+			if every <= 0 {
+				every = proxy.DefaultReconcileEvery
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(every):
+			}
+			if err := h.Reconcile(ctx); err != nil && ctx.Err() == nil {
+				h.logf("%v", err)
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// Invocations counts the recorded invocations of the hub function that
+// runs handlerDir (a contract.Function's Dir).
+func (h *Harness) Invocations(ctx context.Context, calls []proxy.Call, handlerDir string) int {
+	name, err := h.Proxy.FunctionName(ctx, handlerDir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, c := range calls {
+		if c.Service == "lambda" && c.Action == "Invoke" && c.Function == name {
+			n++
+		}
+	}
+	return n
+}
+
+// CreateStateMachine creates an executable state machine from definition
+// with the orchestrator's role: for a definition the templates do not hold
+// (a reference design, or one part of the orchestrator run alone).
+func (h *Harness) CreateStateMachine(ctx context.Context, name, definition string) (string, error) {
+	sm, err := h.sfn.DescribeStateMachine(ctx, &sfn.DescribeStateMachineInput{StateMachineArn: aws.String(h.StateMachineARN)})
+	if err != nil {
+		return "", fmt.Errorf("emulator: describe orchestrator: %w", err)
+	}
+	out, err := h.sfn.CreateStateMachine(ctx, &sfn.CreateStateMachineInput{Name: aws.String(name),
+		Definition: aws.String(definition), RoleArn: sm.RoleArn, Type: sfntypes.StateMachineTypeStandard})
+	if err != nil {
+		return "", fmt.Errorf("emulator: create state machine %s: %w", name, err)
+	}
+	return aws.ToString(out.StateMachineArn), nil
+}
+
+// StartOn starts an execution of another state machine than the
+// orchestrator.
+func (h *Harness) StartOn(ctx context.Context, stateMachineARN, input, name string) (string, error) {
+	out, err := h.sfn.StartExecution(ctx, &sfn.StartExecutionInput{
+		StateMachineArn: aws.String(stateMachineARN), Name: aws.String(name), Input: aws.String(input)})
+	if err != nil {
+		return "", fmt.Errorf("emulator: start execution %s: %w", name, err)
+	}
+	return aws.ToString(out.ExecutionArn), nil
+}
+
+// FunctionARN is the ARN of the hub function that runs handlerDir.
+func (h *Harness) FunctionARN(ctx context.Context, handlerDir string) (string, error) {
+	name, err := h.Proxy.FunctionName(ctx, handlerDir)
+	if err != nil {
+		return "", err
+	}
+	return "arn:aws:lambda:" + h.Params.Region + ":" + h.Params.Account + ":function:" + name, nil
+}
+
+// HubConfig is an SDK config for the hub account that talks to the proxy,
+// so that its calls are recorded like a handler's.
+func (h *Harness) HubConfig() aws.Config {
+	cfg := h.hub.Copy()
+	cfg.BaseEndpoint = aws.String(h.Proxy.URL())
+	return cfg
+}
+
+// busRefsToNames stands in for moto's CloudFormation, whose Ref to an
+// AWS::Events::EventBus yields the bus object instead of its name (a rule on
+// the bus then fails to deploy): every such Ref becomes the equivalent
+// Fn::GetAtt of the bus's Name, which keeps the dependency.
+func busRefsToNames(template []byte) ([]byte, error) {
+	var t map[string]any
+	if err := json.Unmarshal(template, &t); err != nil {
+		return nil, fmt.Errorf("emulator: template: %w", err)
+	}
+	resources, _ := t["Resources"].(map[string]any)
+	buses := map[string]bool{}
+	for id, r := range resources {
+		if m, ok := r.(map[string]any); ok && m["Type"] == "AWS::Events::EventBus" {
+			buses[id] = true
+		}
+	}
+	if len(buses) == 0 {
+		return template, nil
+	}
+	var walk func(v any) any
+	walk = func(v any) any {
+		switch x := v.(type) {
+		case map[string]any:
+			if ref, ok := x["Ref"].(string); ok && len(x) == 1 && buses[ref] {
+				return map[string]any{"Fn::GetAtt": []any{ref, "Name"}}
+			}
+			for k, item := range x {
+				x[k] = walk(item)
+			}
+		case []any:
+			for i, item := range x {
+				x[i] = walk(item)
+			}
+		}
+		return v
+	}
+	return json.Marshal(walk(t))
 }

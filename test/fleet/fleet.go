@@ -50,6 +50,13 @@ type Fleet struct {
 	// Alarms are CloudWatch alarms the emulator creates in the hub, with
 	// their state; a wave's haltAlarms name them.
 	Alarms map[string]string `json:"alarms,omitempty"`
+	// DropEvents loses every command status-change event: only the
+	// reconciler can resume a waiting target.
+	DropEvents bool `json:"dropEvents,omitempty"`
+	// PatchSeconds is how long a command runs (default 1 s); the
+	// reconciler runs every ReconcileSeconds of a run (default 2 s).
+	PatchSeconds     float64 `json:"patchSeconds,omitempty"`
+	ReconcileSeconds float64 `json:"reconcileSeconds,omitempty"`
 }
 
 // Account is one spoke account.
@@ -57,8 +64,10 @@ type Account struct {
 	ID string `json:"id"`
 	// RoleMissing makes every assumption of the account's spoke role fail
 	// with AccessDenied, as AWS answers when the role does not exist.
-	RoleMissing bool     `json:"roleMissing,omitempty"`
-	Regions     []Region `json:"regions"`
+	RoleMissing bool `json:"roleMissing,omitempty"`
+	// DropEvents loses the command status-change events of this account.
+	DropEvents bool     `json:"dropEvents,omitempty"`
+	Regions    []Region `json:"regions"`
 }
 
 // Region is one account-region and its instances.
@@ -131,6 +140,12 @@ func (f *Fleet) Validate() error {
 				validateGroup(&p, fmt.Sprintf("%s.instances[%d]", rf, k), g)
 			}
 		}
+	}
+	if f.PatchSeconds < 0 {
+		p.Addf("patchSeconds", "%v must not be negative", f.PatchSeconds)
+	}
+	if f.ReconcileSeconds < 0 {
+		p.Addf("reconcileSeconds", "%v must not be negative", f.ReconcileSeconds)
 	}
 	for _, w := range sortedKeys(f.Approvals) {
 		if d := f.Approvals[w]; !slices.Contains([]string{ApprovalApprove, ApprovalReject, ApprovalTimeout}, d) {

@@ -119,13 +119,7 @@ func (p *Proxy) serveAPIGateway(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(rw, http.StatusInternalServerError, "Internal server error")
 		return
 	}
-	lookup, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "/", nil)
-	if err != nil {
-		writeAPIError(rw, http.StatusInternalServerError, "Internal server error")
-		return
-	}
-	lookup.Header.Set("Authorization", emulatorAuth("lambda", p.cfg.HubRegion))
-	fn, err := p.rt.function(lookup, name)
+	fn, err := p.rt.function(r.Context(), emulatorAuth("lambda", p.cfg.HubRegion), name)
 	if err != nil {
 		call.Refused = err.Error()
 		writeAPIError(rw, http.StatusInternalServerError, "Internal server error")

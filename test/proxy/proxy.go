@@ -52,9 +52,21 @@ type Scenario struct {
 	// EnforceExternalID a different one is refused with AccessDenied.
 	ExternalID        string
 	EnforceExternalID bool
-	// InProgressReads is how many ListCommands reads see a command
-	// InProgress before it is terminal. Default (0): 1.
-	InProgressReads int
+	// PatchDuration is how long, in simulated time, a command stays
+	// InProgress before it ends. Default (0): DefaultPatchDuration.
+	PatchDuration time.Duration
+	// SimulatedSecondsPerSecond compresses the clock: a command ends after
+	// PatchDuration / SimulatedSecondsPerSecond of real time. Default (0): 1.
+	SimulatedSecondsPerSecond float64
+	// DropEvents drops every command status-change event; DropEventsFor
+	// drops those of the listed accounts only. A dropped event leaves the
+	// target to the reconciler.
+	DropEvents    bool
+	DropEventsFor map[string]bool
+	// ReconcileEvery is how often, in real time, the harness runs the
+	// reconciler while a run is in progress (the schedule moto does not
+	// run). Default (0): DefaultReconcileEvery.
+	ReconcileEvery time.Duration
 	// Faults are applied in order to every recorded call.
 	Faults []*Fault
 	// AlarmTriggers set CloudWatch alarms when a wave reaches an account.
@@ -81,10 +93,14 @@ type Proxy struct {
 	logs   *logSink
 	rt     *runtime
 	ssm    *ssmSim
+	events *eventSink
 
 	mu       sync.Mutex
 	scenario Scenario
 	keys     map[string]principal // access key -> who it belongs to
+	// byHandler caches which function runs a handler (by EnvHandler).
+	byHandler map[string]string
+	local     map[string]LocalFunction // by function name
 }
 
 type principal struct {
@@ -110,9 +126,13 @@ func New(cfg Config) *Proxy {
 		}},
 		logs: &logSink{tee: cfg.Logs},
 		keys: map[string]principal{},
+
+		byHandler: map[string]string{},
+		local:     map[string]LocalFunction{},
 	}
 	p.rt = newRuntime(p)
 	p.ssm = newSSMSim()
+	p.events = &eventSink{}
 	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
 	return p
 }
@@ -140,6 +160,7 @@ func (p *Proxy) URL() string { return "http://" + p.Addr() }
 
 // Close kills every worker and stops the server.
 func (p *Proxy) Close() error {
+	p.ssm.stopTimers()
 	p.rt.close()
 	return p.srv.Close()
 }

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -78,6 +79,13 @@ func (f *fakeMoto) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		  "FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:fake",
 		  "Role": "arn:aws:iam::123456789012:role/fake-role", "Timeout": 10,
 		  "Environment": {"Variables": {"`+contract.EnvHandler+`": "fake-dir", "FAKE_GREETING": "hello"}}}}`)
+	case r.Method == http.MethodGet && r.URL.Path == "/2015-03-31/functions/":
+		_, _ = io.WriteString(w, `{"Functions": [{"FunctionName": "fake", "Environment": {"Variables": {"`+contract.EnvHandler+`": "fake-dir"}}},
+		  {"FunctionName": "events", "Environment": {"Variables": {"`+contract.EnvHandler+`": "`+contract.CommandStatusEvents.Dir+`"}}}]}`)
+	case r.Method == http.MethodGet && r.URL.Path == "/2015-03-31/functions/events":
+		_, _ = io.WriteString(w, `{"Configuration": {"FunctionName": "events",
+		  "FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:events", "Timeout": 10,
+		  "Environment": {"Variables": {"`+contract.EnvHandler+`": "`+contract.CommandStatusEvents.Dir+`"}}}}`)
 	case r.Method == http.MethodGet && r.URL.Path == "/2015-03-31/functions/broken":
 		_, _ = io.WriteString(w, `{"Configuration": {"FunctionName": "broken",
 		  "FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:broken", "Timeout": 10,
@@ -158,7 +166,14 @@ func fakeHandlers(t *testing.T) string {
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("build fake handler: %v\n%s", err, out)
+			return
 		}
+		// The same echo handler stands in for the command event receiver.
+		bin, err := os.ReadFile(filepath.Join(buildDir, "fake-dir"))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(buildDir, contract.CommandStatusEvents.Dir), bin, 0o755)
+		}
+		buildErr = err
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -369,7 +384,8 @@ func TestAssumeRole(t *testing.T) {
 
 func TestSSMSimulation(t *testing.T) {
 	fx := newFixture(t, t.TempDir())
-	fx.proxy.SetScenario(proxy.Scenario{InProgressReads: 2})
+	// Commands run for an hour: nothing ends during the test's reads.
+	fx.proxy.SetScenario(proxy.Scenario{PatchDuration: time.Hour})
 	for i, outcome := range []string{"success", "success", "failed", "timeout", "unmanaged"} {
 		fx.proxy.AddInstance(proxy.Instance{ID: fmt.Sprintf("i-%d", i), Account: proxy.DefaultHubAccount,
 			Region: "us-east-1", Outcome: outcome, Running: true})
@@ -427,22 +443,38 @@ func TestSSMSimulation(t *testing.T) {
 		t.Errorf("SendCommand answer lists %s, want the instances sent", got)
 	}
 
-	t.Run("ListCommands stays InProgress for K reads, then Failed", func(t *testing.T) {
+	t.Run("ListCommands answers InProgress until the patch duration passed", func(t *testing.T) {
 		for read := 1; read <= 3; read++ {
 			lc, err := c.ListCommands(ctx, &ssm.ListCommandsInput{CommandId: aws.String(id)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(lc.Commands) != 1 {
-				t.Fatalf("read %d: %d commands", read, len(lc.Commands))
+			if len(lc.Commands) != 1 || lc.Commands[0].Status != ssmtypes.CommandStatusInProgress {
+				t.Fatalf("read %d: %+v, want one InProgress command", read, lc.Commands)
 			}
-			cmd := lc.Commands[0]
-			if read <= 2 && cmd.Status != ssmtypes.CommandStatusInProgress {
-				t.Errorf("read %d: status %s, want InProgress", read, cmd.Status)
-			}
-			if read == 3 && (cmd.Status != ssmtypes.CommandStatusFailed || cmd.TargetCount != 4 || cmd.CompletedCount != 4 || cmd.ErrorCount != 2) {
-				t.Errorf("read 3: %s target %d completed %d errors %d, want Failed 4/4/2", cmd.Status, cmd.TargetCount, cmd.CompletedCount, cmd.ErrorCount)
-			}
+		}
+	})
+
+	// From here on commands end at once (a compressed clock).
+	fx.proxy.SetScenario(proxy.Scenario{PatchDuration: time.Hour, SimulatedSecondsPerSecond: 1e12})
+	out, err = c.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String(contract.PatchDocument),
+		InstanceIds: sent, Parameters: map[string][]string{"Operation": {"Install"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id = aws.ToString(out.Command.CommandId)
+
+	t.Run("ListCommands answers Failed with counts once the clock passed the duration", func(t *testing.T) {
+		lc, err := c.ListCommands(ctx, &ssm.ListCommandsInput{CommandId: aws.String(id)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(lc.Commands) != 1 {
+			t.Fatalf("%d commands", len(lc.Commands))
+		}
+		cmd := lc.Commands[0]
+		if cmd.Status != ssmtypes.CommandStatusFailed || cmd.TargetCount != 4 || cmd.CompletedCount != 4 || cmd.ErrorCount != 2 {
+			t.Errorf("%s target %d completed %d errors %d, want Failed 4/4/2", cmd.Status, cmd.TargetCount, cmd.CompletedCount, cmd.ErrorCount)
 		}
 	})
 
@@ -485,7 +517,7 @@ func TestSSMSimulation(t *testing.T) {
 				sends = append(sends, call)
 			}
 		}
-		if len(sends) != 1 || strings.Join(sends[0].InstanceIDs, ",") != strings.Join(sent, ",") ||
+		if len(sends) != 2 || strings.Join(sends[0].InstanceIDs, ",") != strings.Join(sent, ",") ||
 			strings.Join(sends[0].Param("Parameters", "Operation"), ",") != "Install" {
 			t.Errorf("recorded sends %+v", sends)
 		}
@@ -672,5 +704,55 @@ func TestAlarmTriggerFiresOnceOnTheFirstSendCommandToItsAccount(t *testing.T) {
 	defer fx.moto.mu.Unlock()
 	if len(fx.moto.alarms) != 1 || fx.moto.alarms[0].Get("AlarmName") != "fleet-health" || fx.moto.alarms[0].Get("StateValue") != "ALARM" {
 		t.Errorf("SetAlarmState calls = %v, want one setting fleet-health to ALARM", fx.moto.alarms)
+	}
+}
+
+func TestCommandEndDeliversAStatusEventUnlessDropped(t *testing.T) {
+	fx := newFixture(t, fakeHandlers(t))
+	fx.proxy.SetScenario(proxy.Scenario{SimulatedSecondsPerSecond: 1e12, DropEventsFor: map[string]bool{"222222222222": true}})
+	for _, in := range []proxy.Instance{
+		{ID: "i-hub", Account: proxy.DefaultHubAccount, Region: "us-east-1", Outcome: "success", Running: true},
+		{ID: "i-spoke", Account: "222222222222", Region: "us-west-2", Outcome: "failed", Running: true},
+	} {
+		fx.proxy.AddInstance(in)
+	}
+	ctx := context.Background()
+	out, err := ssmClient(fx.proxy.URL(), "AKIDHUB", "us-east-1").SendCommand(ctx, &ssm.SendCommandInput{
+		DocumentName: aws.String(contract.PatchDocument), InstanceIds: []string{"i-hub"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keys for the spoke account come from an assumption.
+	creds, err := stsClient(fx.proxy.URL(), "AKIDHUB").AssumeRole(ctx, &sts.AssumeRoleInput{
+		RoleArn: aws.String("arn:aws:iam::222222222222:role/PatchExecRole"), RoleSessionName: aws.String("t")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ssmClient(fx.proxy.URL(), aws.ToString(creds.Credentials.AccessKeyId), "us-west-2").SendCommand(ctx,
+		&ssm.SendCommandInput{DocumentName: aws.String(contract.PatchDocument), InstanceIds: []string{"i-spoke"}}); err != nil {
+		t.Fatal(err)
+	}
+	// Both commands end at once; wait for their events to be handled.
+	for st := fx.proxy.EventStats(); st.Delivered+st.Dropped < 2; st = fx.proxy.EventStats() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := fx.proxy.EventStats(); st != (proxy.EventStats{Delivered: 1, Dropped: 1}) {
+		t.Errorf("event stats %+v, want one delivered (hub account) and one dropped (222222222222)", st)
+	}
+	var delivered []proxy.Call
+	for _, c := range fx.proxy.Calls(0) {
+		if c.Action == "Invoke" && c.Principal == proxy.EventPrincipal {
+			delivered = append(delivered, c)
+		}
+	}
+	if len(delivered) != 1 {
+		t.Fatalf("recorded %d event invocations, want 1", len(delivered))
+	}
+	ev := delivered[0]
+	detail, _ := ev.Params["detail"].(map[string]any)
+	if ev.Function != "events" || ev.Params["source"] != contract.EventSourceSSM || ev.Params["detail-type"] != contract.DetailTypeCommandState ||
+		ev.Params["account"] != proxy.DefaultHubAccount || detail["command-id"] != aws.ToString(out.Command.CommandId) ||
+		detail["status"] != "Success" || detail["document-name"] != contract.PatchDocument {
+		t.Errorf("delivered event %+v to %s, want the hub command's Success event to CommandStatusEvents", ev.Params, ev.Function)
 	}
 }

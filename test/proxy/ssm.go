@@ -39,7 +39,10 @@ type command struct {
 	Parameters   map[string]any
 	Comment      string
 	Requested    time.Time
-	reads        int
+	// DoneAt is when, in real time, the command ends: its Requested time
+	// plus the scenario's patch duration on the compressed clock.
+	DoneAt time.Time
+	timer  *time.Timer
 }
 
 func newSSMSim() *ssmSim {
@@ -53,9 +56,22 @@ func (s *ssmSim) addInstance(in Instance) {
 }
 
 func (s *ssmSim) resetCommands() {
+	s.stopTimers()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.commands = map[string]*command{}
+}
+
+// stopTimers cancels the pending command ends, so no event is delivered
+// after a reset or close.
+func (s *ssmSim) stopTimers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, cmd := range s.commands {
+		if cmd.timer != nil {
+			cmd.timer.Stop()
+		}
+	}
 }
 
 func (s *ssmSim) handles(action string) bool {
@@ -113,13 +129,18 @@ func (s *ssmSim) sendCommand(p *Proxy, w http.ResponseWriter, r *http.Request, b
 	}
 	if status == http.StatusOK && json.Unmarshal(respBody, &resp) == nil {
 		id, _ := resp.Command["CommandId"].(string)
+		now := time.Now()
+		run := p.realPatchDuration()
 		cmd := &command{ID: id, Account: c.Account, Region: c.Region, InstanceIDs: ids,
-			Requested: time.Now()}
+			Requested: now, DoneAt: now.Add(run)}
 		cmd.DocumentName, _ = c.Params["DocumentName"].(string)
 		cmd.Parameters, _ = c.Params["Parameters"].(map[string]any)
 		cmd.Comment, _ = c.Params["Comment"].(string)
 		s.mu.Lock()
 		s.commands[id] = cmd
+		// The command's end is an event too: SSM emits a status change that
+		// the spoke's rule forwards to the hub.
+		cmd.timer = time.AfterFunc(run, func() { p.commandEnded(cmd) })
 		s.mu.Unlock()
 		// Answer with the instances ec2patch sent, not moto's list.
 		resp.Command["InstanceIds"] = ids
@@ -156,29 +177,42 @@ func (s *ssmSim) invocationOf(cmd *command, id string, terminal bool) invocation
 	return invocation{"Success", "Success", 0}
 }
 
-func (p *Proxy) inProgressReads() int {
-	if k := p.Scenario().InProgressReads; k > 0 {
-		return k
+// realPatchDuration is how long a command sent now runs in real time.
+func (p *Proxy) realPatchDuration() time.Duration {
+	s := p.Scenario()
+	d := s.PatchDuration
+	if d <= 0 {
+		d = DefaultPatchDuration
 	}
-	return 1
+	if f := s.SimulatedSecondsPerSecond; f > 0 {
+		d = time.Duration(float64(d) / f)
+	}
+	return d
 }
 
-// terminal reports whether the command is past its InProgress reads.
-func (cmd *command) terminal(k int) bool { return cmd.reads > k }
+// terminal reports whether the command has ended at now.
+func (cmd *command) terminal(now time.Time) bool { return !now.Before(cmd.DoneAt) }
 
-func (s *ssmSim) commandJSON(cmd *command, k int) map[string]any {
-	terminal := cmd.terminal(k)
+// commandStatus is the command's overall status once it ended: Success,
+// or Failed when any invocation did not succeed.
+func (s *ssmSim) commandStatus(cmd *command) (status string, errors int) {
+	for _, id := range cmd.InstanceIDs {
+		if s.invocationOf(cmd, id, true).status != "Success" {
+			errors++
+		}
+	}
+	if errors > 0 {
+		return "Failed", errors
+	}
+	return "Success", 0
+}
+
+func (s *ssmSim) commandJSON(cmd *command, now time.Time) map[string]any {
+	terminal := cmd.terminal(now)
 	status, completed, errors := "InProgress", 0, 0
 	if terminal {
-		status, completed = "Success", len(cmd.InstanceIDs)
-		for _, id := range cmd.InstanceIDs {
-			if s.invocationOf(cmd, id, true).status != "Success" {
-				errors++
-			}
-		}
-		if errors > 0 {
-			status = "Failed"
-		}
+		completed = len(cmd.InstanceIDs)
+		status, errors = s.commandStatus(cmd)
 	}
 	return map[string]any{
 		"CommandId": cmd.ID, "DocumentName": cmd.DocumentName, "DocumentVersion": "$DEFAULT",
@@ -192,15 +226,14 @@ func (s *ssmSim) commandJSON(cmd *command, k int) map[string]any {
 
 func (s *ssmSim) listCommands(p *Proxy, w http.ResponseWriter, r *http.Request, body []byte, c *Call) {
 	id, _ := c.Params["CommandId"].(string)
-	k := p.inProgressReads()
+	now := time.Now()
 	s.mu.Lock()
 	var out []map[string]any
 	for _, cmd := range s.sortedCommands(c) {
 		if id != "" && cmd.ID != id {
 			continue
 		}
-		cmd.reads++
-		out = append(out, s.commandJSON(cmd, k))
+		out = append(out, s.commandJSON(cmd, now))
 	}
 	s.mu.Unlock()
 	if id != "" && len(out) == 0 {
@@ -225,7 +258,7 @@ func (s *ssmSim) listInvocations(p *Proxy, w http.ResponseWriter, c *Call) {
 	id, _ := c.Params["CommandId"].(string)
 	instanceID, _ := c.Params["InstanceId"].(string)
 	details, _ := c.Params["Details"].(bool)
-	k := p.inProgressReads()
+	now := time.Now()
 	s.mu.Lock()
 	var all []map[string]any
 	for _, cmd := range s.sortedCommands(c) {
@@ -236,7 +269,7 @@ func (s *ssmSim) listInvocations(p *Proxy, w http.ResponseWriter, c *Call) {
 			if instanceID != "" && iid != instanceID {
 				continue
 			}
-			inv := s.invocationOf(cmd, iid, cmd.terminal(k))
+			inv := s.invocationOf(cmd, iid, cmd.terminal(now))
 			m := map[string]any{
 				"CommandId": cmd.ID, "InstanceId": iid, "InstanceName": "", "DocumentName": cmd.DocumentName,
 				"DocumentVersion": "$DEFAULT", "Comment": cmd.Comment, "RequestedDateTime": epoch(cmd.Requested),
@@ -264,7 +297,7 @@ func (s *ssmSim) listInvocations(p *Proxy, w http.ResponseWriter, c *Call) {
 func (s *ssmSim) getInvocation(p *Proxy, w http.ResponseWriter, r *http.Request, body []byte, c *Call) {
 	id, _ := c.Params["CommandId"].(string)
 	instanceID, _ := c.Params["InstanceId"].(string)
-	k := p.inProgressReads()
+	now := time.Now()
 	s.mu.Lock()
 	cmd, ok := s.commands[id]
 	if !ok || cmd.Account != c.Account || cmd.Region != c.Region {
@@ -277,7 +310,7 @@ func (s *ssmSim) getInvocation(p *Proxy, w http.ResponseWriter, r *http.Request,
 		writeJSONError(w, http.StatusBadRequest, "InvocationDoesNotExist", "")
 		return
 	}
-	inv := s.invocationOf(cmd, instanceID, cmd.terminal(k))
+	inv := s.invocationOf(cmd, instanceID, cmd.terminal(now))
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"CommandId": cmd.ID, "InstanceId": instanceID, "DocumentName": cmd.DocumentName,
