@@ -6,7 +6,6 @@
 package main
 
 import (
-	"context"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -31,13 +30,7 @@ func main() {
 	env := &awsx.Env{}
 	c := config{table: env.String(contract.EnvTable), secretARN: env.String(contract.EnvSigningSecret),
 		ttlDays: env.PositiveInt(contract.EnvRecordTTLDays)}
-	if err := env.Err(); err != nil {
-		awsx.Exit(contract.ApprovalCallback.Dir, err)
-	}
-	cfg, err := awsx.LoadConfig(context.Background())
-	if err != nil {
-		awsx.Exit(contract.ApprovalCallback.Dir, err)
-	}
+	cfg := awsx.Setup(contract.ApprovalCallback.Dir, env)
 	st := store.New(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil)
 	states := sfn.NewFromConfig(cfg)
 	h := &Handler{

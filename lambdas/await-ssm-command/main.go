@@ -6,7 +6,6 @@
 package main
 
 import (
-	"context"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -26,13 +25,7 @@ type config struct {
 func main() {
 	env := &awsx.Env{}
 	c := config{table: env.String(contract.EnvTable), ttlDays: env.PositiveInt(contract.EnvRecordTTLDays)}
-	if err := env.Err(); err != nil {
-		awsx.Exit(contract.AwaitSsmCommand.Dir, err)
-	}
-	cfg, err := awsx.LoadConfig(context.Background())
-	if err != nil {
-		awsx.Exit(contract.AwaitSsmCommand.Dir, err)
-	}
+	cfg := awsx.Setup(contract.AwaitSsmCommand.Dir, env)
 	h := &Handler{
 		Waits: store.NewWaits(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil),
 		Log:   logx.New(os.Stdout),

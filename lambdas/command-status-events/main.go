@@ -6,7 +6,6 @@
 package main
 
 import (
-	"context"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -28,13 +27,7 @@ type config struct {
 func main() {
 	env := &awsx.Env{}
 	c := config{table: env.String(contract.EnvTable), ttlDays: env.PositiveInt(contract.EnvRecordTTLDays)}
-	if err := env.Err(); err != nil {
-		awsx.Exit(contract.CommandStatusEvents.Dir, err)
-	}
-	cfg, err := awsx.LoadConfig(context.Background())
-	if err != nil {
-		awsx.Exit(contract.CommandStatusEvents.Dir, err)
-	}
+	cfg := awsx.Setup(contract.CommandStatusEvents.Dir, env)
 	w := store.NewWaits(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil)
 	h := &Handler{
 		Commands: w,

@@ -6,7 +6,6 @@
 package main
 
 import (
-	"context"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -37,13 +36,7 @@ func main() {
 		table:      env.String(contract.EnvTable),
 		ttlDays:    env.PositiveInt(contract.EnvRecordTTLDays),
 	}
-	if err := env.Err(); err != nil {
-		awsx.Exit(contract.PollSsmCommand.Dir, err)
-	}
-	cfg, err := awsx.LoadConfig(context.Background())
-	if err != nil {
-		awsx.Exit(contract.PollSsmCommand.Dir, err)
-	}
+	cfg := awsx.Setup(contract.PollSsmCommand.Dir, env)
 	// The session caches credentials per account for the life of the warm
 	// function: every target of an account shares one assumption.
 	sess := spoke.NewSession(cfg, sts.NewFromConfig(cfg), c.roleName, c.externalID)

@@ -4,7 +4,6 @@
 package main
 
 import (
-	"context"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -34,13 +33,7 @@ func main() {
 		table:      env.String(contract.EnvTable),
 		ttlDays:    env.PositiveInt(contract.EnvRecordTTLDays),
 	}
-	if err := env.Err(); err != nil {
-		awsx.Exit(contract.PostEC2Verify.Dir, err)
-	}
-	cfg, err := awsx.LoadConfig(context.Background())
-	if err != nil {
-		awsx.Exit(contract.PostEC2Verify.Dir, err)
-	}
+	cfg := awsx.Setup(contract.PostEC2Verify.Dir, env)
 	sess := spoke.NewSession(cfg, sts.NewFromConfig(cfg), c.roleName, c.externalID)
 	h := &Handler{
 		Invocations: spoke.FactoryFunc[invocationLister](func(t spoke.Target) invocationLister { return sess.SSM(t) }),

@@ -6,7 +6,6 @@
 package main
 
 import (
-	"context"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -36,13 +35,7 @@ func main() {
 		table:      env.String(contract.EnvTable),
 		ttlDays:    env.PositiveInt(contract.EnvRecordTTLDays),
 	}
-	if err := env.Err(); err != nil {
-		awsx.Exit(contract.PreEC2Inventory.Dir, err)
-	}
-	cfg, err := awsx.LoadConfig(context.Background())
-	if err != nil {
-		awsx.Exit(contract.PreEC2Inventory.Dir, err)
-	}
+	cfg := awsx.Setup(contract.PreEC2Inventory.Dir, env)
 	sess := spoke.NewSession(cfg, sts.NewFromConfig(cfg), c.roleName, c.externalID)
 	st := store.New(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil)
 	h := &Handler{

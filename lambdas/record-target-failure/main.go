@@ -4,7 +4,6 @@
 package main
 
 import (
-	"context"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -24,13 +23,7 @@ type config struct {
 func main() {
 	env := &awsx.Env{}
 	c := config{table: env.String(contract.EnvTable), ttlDays: env.PositiveInt(contract.EnvRecordTTLDays)}
-	if err := env.Err(); err != nil {
-		awsx.Exit(contract.RecordTargetFailure.Dir, err)
-	}
-	cfg, err := awsx.LoadConfig(context.Background())
-	if err != nil {
-		awsx.Exit(contract.RecordTargetFailure.Dir, err)
-	}
+	cfg := awsx.Setup(contract.RecordTargetFailure.Dir, env)
 	h := &Handler{
 		Results: store.New(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil),
 		Log:     logx.New(os.Stdout),

@@ -6,7 +6,6 @@
 package main
 
 import (
-	"context"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -38,13 +37,7 @@ func main() {
 		secretARN:   env.String(contract.EnvSigningSecret),
 		ttlDays:     env.PositiveInt(contract.EnvRecordTTLDays),
 	}
-	if err := env.Err(); err != nil {
-		awsx.Exit(contract.SendApprovalRequest.Dir, err)
-	}
-	cfg, err := awsx.LoadConfig(context.Background())
-	if err != nil {
-		awsx.Exit(contract.SendApprovalRequest.Dir, err)
-	}
+	cfg := awsx.Setup(contract.SendApprovalRequest.Dir, env)
 	st := store.New(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil)
 	h := &Handler{
 		Keys:        &approval.Keys{Secrets: secretsmanager.NewFromConfig(cfg), SecretID: c.secretARN},

@@ -4,7 +4,6 @@
 package main
 
 import (
-	"context"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -28,13 +27,7 @@ func main() {
 	env := &awsx.Env{}
 	c := config{table: env.String(contract.EnvTable), bucket: env.String(contract.EnvBucket),
 		topicARN: env.String(contract.EnvTopicARN), ttlDays: env.PositiveInt(contract.EnvRecordTTLDays)}
-	if err := env.Err(); err != nil {
-		awsx.Exit(contract.WriteRunReport.Dir, err)
-	}
-	cfg, err := awsx.LoadConfig(context.Background())
-	if err != nil {
-		awsx.Exit(contract.WriteRunReport.Dir, err)
-	}
+	cfg := awsx.Setup(contract.WriteRunReport.Dir, env)
 	st := store.New(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil)
 	h := &Handler{Records: st, Runs: st, S3: awsx.NewS3(cfg), Bucket: c.bucket,
 		SNS: sns.NewFromConfig(cfg), TopicARN: c.topicARN, Log: logx.New(os.Stdout)}

@@ -91,6 +91,19 @@ func Exit(function string, err error) {
 	os.Exit(1)
 }
 
+// Setup ends a main's configuration: it exits with every problem the
+// environment had, else loads the SDK configuration (exiting if it cannot).
+func Setup(function string, env *Env) aws.Config {
+	if err := env.Err(); err != nil {
+		Exit(function, err)
+	}
+	cfg, err := LoadConfig(context.Background())
+	if err != nil {
+		Exit(function, err)
+	}
+	return cfg
+}
+
 // LoadConfig loads the function's own SDK configuration with adaptive
 // retries (client-side rate limiting when AWS throttles). The endpoint comes
 // from the standard environment (AWS_ENDPOINT_URL), which is how the
