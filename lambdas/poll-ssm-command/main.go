@@ -44,6 +44,7 @@ func main() {
 	h := &Handler{
 		Waitings: w,
 		Statuses: w,
+		Passes:   w,
 		Resumer:  &waits.Resumer{Claim: w, Restore: w, Forget: w, States: sfn.NewFromConfig(cfg)},
 		SSM:      spoke.FactoryFunc[commandLister](func(t spoke.Target) commandLister { return sess.SSM(t) }),
 		Log:      logx.New(os.Stdout),

@@ -31,6 +31,10 @@ type statusRecorder interface {
 	RecordStatus(ctx context.Context, waitingSK, commandID, status string) (store.Waiting, bool, error)
 }
 
+type passCounter interface {
+	CountPass(ctx context.Context, waitingSK string) (passes int, ok bool, err error)
+}
+
 type resumer interface {
 	Resume(ctx context.Context, log *slog.Logger, w store.Waiting, result contract.PollResult) (bool, error)
 }
@@ -48,6 +52,7 @@ const sessionRunID = "reconciler"
 type Handler struct {
 	Waitings waitingLister
 	Statuses statusRecorder
+	Passes   passCounter
 	Resumer  resumer
 	SSM      spoke.Factory[commandLister]
 	Log      *slog.Logger
@@ -64,6 +69,7 @@ type Summary struct {
 	Completed  int `json:"completed"`  // resumed: every command ended
 	TimedOut   int `json:"timedOut"`   // resumed: the deadline passed
 	InProgress int `json:"inProgress"` // left waiting
+	Deferred   int `json:"deferred"`   // left waiting without a read: not its pass (see Due)
 	Finished   int `json:"finished"`   // finished meanwhile by another finisher
 	Failed     int `json:"failed"`     // not read: a spoke or store error (logged)
 }
@@ -107,6 +113,8 @@ func (h *Handler) Handle(ctx context.Context, _ events.CloudWatchEvent) (Summary
 				sum.TimedOut++
 			case outcomeInProgress:
 				sum.InProgress++
+			case outcomeDeferred:
+				sum.Deferred++
 			case outcomeFinished:
 				sum.Finished++
 			default:
@@ -116,7 +124,7 @@ func (h *Handler) Handle(ctx context.Context, _ events.CloudWatchEvent) (Summary
 	}
 	wg.Wait()
 	log.Info("reconciled", "waiting", sum.Waiting, "completed", sum.Completed, "timedOut", sum.TimedOut,
-		"inProgress", sum.InProgress, "finished", sum.Finished, "failed", sum.Failed)
+		"inProgress", sum.InProgress, "deferred", sum.Deferred, "finished", sum.Finished, "failed", sum.Failed)
 	return sum, nil
 }
 
@@ -128,12 +136,34 @@ const (
 	outcomeTimedOut
 	outcomeInProgress
 	outcomeFinished
+	outcomeDeferred
 )
+
+// Due tells whether the reconcile pass number passes (1 for the first pass
+// that sees a waiting target) reads its commands. The status events are the
+// main path; the reconciler is the net under them, so it reads a target on
+// its 1st, 2nd and 4th pass and every 4th pass after (20 minutes with the
+// default 5-minute schedule): a lost event is found within four passes,
+// and a long patch costs a few reads, not one per pass. A target past its
+// deadline is read on every pass.
+func Due(passes int) bool { return passes <= 2 || passes%4 == 0 }
 
 // reconcile reads one waiting target and resumes it if its wait is over.
 func (h *Handler) reconcile(ctx context.Context, w store.Waiting, now time.Time) outcome {
 	log := logx.For(ctx, h.Log, logx.Scope{RunID: w.RunID, WaveID: w.WaveID, Account: w.Account, Region: w.Region}).
 		With("commandId", w.CommandIDs)
+	if h.Passes != nil && now.Before(w.Deadline) {
+		passes, ok, err := h.Passes.CountPass(ctx, w.SK())
+		switch {
+		case err != nil:
+			logx.Failed(log, fault.Boundary(err))
+			return outcomeFailed
+		case !ok:
+			return outcomeFinished
+		case !Due(passes):
+			return outcomeDeferred
+		}
+	}
 	res, gone, err := h.read(ctx, w)
 	if gone {
 		return outcomeFinished

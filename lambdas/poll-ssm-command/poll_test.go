@@ -120,7 +120,7 @@ func register(t *testing.T, mem *waitstest.Memory, run, account, region, token s
 }
 
 func newHandler(mem *waitstest.Memory, f *fakeSSM, states *waitstest.States) *Handler {
-	return &Handler{Waitings: mem, Statuses: mem,
+	return &Handler{Waitings: mem, Statuses: mem, Passes: mem,
 		Resumer: &waits.Resumer{Claim: mem, Restore: mem, Forget: mem, States: states},
 		SSM:     f, Log: logx.New(io.Discard), Now: func() time.Time { return now }, Concurrency: 2}
 }
@@ -287,4 +287,44 @@ func TestReconcileStoreFailure(t *testing.T) {
 	mem := waitstest.New()
 	mem.Fail = &smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException"}
 	wiretest.WantError(t, newHandler(mem, &fakeSSM{}, &waitstest.States{}).Handle, "scheduled", contract.ErrThrottled)
+}
+
+func TestDue(t *testing.T) {
+	var due []int
+	for p := 1; p <= 16; p++ {
+		if Due(p) {
+			due = append(due, p)
+		}
+	}
+	if want := []int{1, 2, 4, 8, 12, 16}; !slices.Equal(due, want) {
+		t.Errorf("passes that read = %v, want %v", due, want)
+	}
+}
+
+// A long patch costs a few reads, not one per pass: over eight passes (40
+// minutes on the default schedule) a target still running is read four
+// times, and it is read on every pass once past its deadline.
+func TestReconcileBacksOffOnALongPatch(t *testing.T) {
+	mem, states := waitstest.New(), &waitstest.States{}
+	register(t, mem, "r1", "222222222222", "us-east-1", "tok-a", later, "a1")
+	f := &fakeSSM{commands: map[string]ssmtypes.Command{"a1": {Status: ssmtypes.CommandStatusInProgress}}}
+	h := newHandler(mem, f, states)
+	for pass := 1; pass <= 8; pass++ {
+		if _, err := h.Handle(context.Background(), events.CloudWatchEvent{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(f.calls); got != 4 {
+		t.Errorf("%d ListCommands over 8 passes, want 4 (passes 1, 2, 4, 8)", got)
+	}
+	h.Now = func() time.Time { return later.Add(time.Second) }
+	if _, err := h.Handle(context.Background(), events.CloudWatchEvent{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(f.calls); got != 5 {
+		t.Errorf("%d ListCommands after the deadline passed, want 5", got)
+	}
+	if sent := states.Sent(); len(sent) != 1 {
+		t.Errorf("%d resumes, want the timed-out target resumed once", len(sent))
+	}
 }

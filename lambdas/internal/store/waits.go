@@ -221,6 +221,30 @@ func (s *Waits) RecordStatus(ctx context.Context, waitingSK, commandID, status s
 	return decodeWaiting(out.Attributes), true, nil
 }
 
+// CountPass counts one more reconcile pass over a waiting record and
+// returns the count. ok is false when the wait was finished meanwhile.
+func (s *Waits) CountPass(ctx context.Context, waitingSK string) (passes int, ok bool, err error) {
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       key(contract.WaitingPK, waitingSK),
+		UpdateExpression:          aws.String("ADD #passes :one"),
+		ConditionExpression:       aws.String("attribute_exists(#pk)"),
+		ExpressionAttributeNames:  map[string]string{"#passes": "passes", "#pk": contract.AttrPK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num("1")},
+		ReturnValues:              types.ReturnValueUpdatedNew,
+	})
+	if conditionFailed(err) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, &fault.StoreFailure{Op: "count a reconcile pass", Err: err}
+	}
+	if n, ok := out.Attributes["passes"].(*types.AttributeValueMemberN); ok {
+		passes, _ = strconv.Atoi(n.Value)
+	}
+	return passes, true, nil
+}
+
 // Waitings reads every waiting record, page by page.
 func (s *Waits) Waitings(ctx context.Context) ([]Waiting, error) {
 	in := &dynamodb.QueryInput{

@@ -18,6 +18,7 @@ type Memory struct {
 	mu       sync.Mutex
 	waiting  map[string]store.Waiting
 	commands map[string]map[string]store.CommandRef // command ID -> execution ID -> lookup
+	passes   map[string]int
 	// Fail, when set, is returned by every call.
 	Fail error
 }
@@ -84,6 +85,23 @@ func (m *Memory) RecordStatus(_ context.Context, sk, id, status string) (store.W
 	}
 	w.CommandStatus[id] = status
 	return clone(w), true, nil
+}
+
+// CountPass counts a reconcile pass over a waiting record.
+func (m *Memory) CountPass(_ context.Context, sk string) (int, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.Fail != nil {
+		return 0, false, m.Fail
+	}
+	if _, ok := m.waiting[sk]; !ok {
+		return 0, false, nil
+	}
+	if m.passes == nil {
+		m.passes = map[string]int{}
+	}
+	m.passes[sk]++
+	return m.passes[sk], true, nil
 }
 
 // Waitings lists every waiting record, in key order.
