@@ -52,10 +52,10 @@ func TestOffsetsCrossMonthEnds(t *testing.T) {
 
 func TestRunsAcrossDaylightSavingChanges(t *testing.T) {
 	cases := []struct {
-		name, zone, local string
-		offset            int
-		year              int
-		month             time.Month
+		name, zone, local  string
+		offset             int
+		year               int
+		month              time.Month
 		wantLocal, wantUTC string
 	}{
 		// New York springs forward on 14 March 2027 at 02:00: 02:30 does not
