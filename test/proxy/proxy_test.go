@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -600,25 +601,12 @@ func TestAPIGatewayRoute(t *testing.T) {
 		if resp.StatusCode != 299 || resp.Header.Get("X-Fake") != "api" {
 			t.Fatalf("status %d header %q body %s, want the function's 299 and headers", resp.StatusCode, resp.Header.Get("X-Fake"), body)
 		}
-		var got struct {
-			HTTPMethod     string            `json:"httpMethod"`
-			Resource       string            `json:"resource"`
-			Path           string            `json:"path"`
-			PathParameters map[string]string `json:"pathParameters"`
-			Query          map[string]string `json:"queryStringParameters"`
-			Body           string            `json:"body"`
-			RequestContext struct {
-				Stage    string `json:"stage"`
-				Identity struct {
-					SourceIP string `json:"sourceIp"`
-				} `json:"identity"`
-			} `json:"requestContext"`
-		}
+		var got events.APIGatewayProxyRequest
 		if err := json.Unmarshal(body, &got); err != nil {
 			t.Fatalf("body %s: %v", body, err)
 		}
 		if got.HTTPMethod != "POST" || got.Resource != "/approvals/{approvalId}" || got.Path != "/approvals/ab-c" ||
-			got.PathParameters["approvalId"] != "ab-c" || got.Query["decision"] != "reject" || got.Query["expires"] != "5" ||
+			got.PathParameters["approvalId"] != "ab-c" || got.QueryStringParameters["decision"] != "reject" || got.QueryStringParameters["expires"] != "5" ||
 			got.Body != "approver=ann&decision=reject" || got.RequestContext.Stage != "prod" ||
 			got.RequestContext.Identity.SourceIP != "127.0.0.1" {
 			t.Errorf("event = %+v", got)
