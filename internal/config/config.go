@@ -28,6 +28,10 @@ type Params struct {
 	// It uses the run contract's names so a plan can be pasted into
 	// start-execution.
 	Waves []contract.WaveInput `json:"waves"`
+	// Campaigns are named selections of the plan's waves, each with an
+	// optional schedule. They are optional: a hub without campaigns is
+	// started by hand.
+	Campaigns []Campaign `json:"campaigns,omitempty"`
 }
 
 // HubParams are the seed's hub stack parameters, with their seed names.
@@ -55,6 +59,24 @@ type HubParams struct {
 	// progress of every waiting target, in case a command's status event
 	// was lost.
 	ReconcileIntervalMinutes int `json:"reconcile_interval_minutes"`
+	// Alarms are the seed's alarm thresholds.
+	Alarms AlarmParams `json:"alarms"`
+}
+
+// AlarmParams are the thresholds of the hub's alarms. Every alarm notifies
+// the hub's SNS topic.
+type AlarmParams struct {
+	// PatchFailures alarms (PatchFailureRate) when more instances than this
+	// fail to patch within the period.
+	PatchFailures int `json:"patch_failures"`
+	// InstancesUnhealthy alarms (InstanceDowntime) when more instances than
+	// this fail the post-patch verification within the period.
+	InstancesUnhealthy int `json:"instances_unhealthy"`
+	// ApprovalAgeMinutes alarms (ApprovalTimeout) when an approval gate has
+	// waited longer than this.
+	ApprovalAgeMinutes int `json:"approval_age_minutes"`
+	// PeriodMinutes is the evaluation period of the failure alarms.
+	PeriodMinutes int `json:"period_minutes"`
 }
 
 // SpokeParams are the seed's spoke stack parameters.
@@ -235,6 +257,19 @@ func (p Params) Validate() []string {
 	if h.RecordRetentionDays < 1 {
 		pr.Addf("hub.record_retention_days", "%d must be at least 1", h.RecordRetentionDays)
 	}
+	a := h.Alarms
+	if a.PatchFailures < 0 {
+		pr.Addf("hub.alarms.patch_failures", "%d must be 0 or more", a.PatchFailures)
+	}
+	if a.InstancesUnhealthy < 0 {
+		pr.Addf("hub.alarms.instances_unhealthy", "%d must be 0 or more", a.InstancesUnhealthy)
+	}
+	if a.ApprovalAgeMinutes < 1 || a.ApprovalAgeMinutes > contract.MaxApprovalTimeout/60 {
+		pr.Addf("hub.alarms.approval_age_minutes", "%d must be from 1 to %d", a.ApprovalAgeMinutes, contract.MaxApprovalTimeout/60)
+	}
+	if !slices.Contains([]int{1, 5, 10, 15, 30, 60}, a.PeriodMinutes) {
+		pr.Addf("hub.alarms.period_minutes", "%d must be one of 1, 5, 10, 15, 30 or 60", a.PeriodMinutes)
+	}
 
 	s := p.Spoke
 	if !contract.ValidAccount(s.HubAccountID) {
@@ -250,5 +285,6 @@ func (p Params) Validate() []string {
 	}
 
 	contract.ValidateWaves(&pr, "waves", p.Waves)
+	p.validateCampaigns(&pr)
 	return pr
 }

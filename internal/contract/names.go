@@ -66,6 +66,7 @@ const (
 	EnvTopicARN       = "EC2PATCH_TOPIC_ARN"       // SNS topic for notifications
 	EnvRecordTTLDays  = "EC2PATCH_RECORD_TTL_DAYS" // days a run's DynamoDB records are kept
 	EnvPlanWaves      = "EC2PATCH_PLAN_WAVES"      // JSON []WaveInput: the configured wave plan
+	EnvEnvironment    = "EC2PATCH_ENVIRONMENT"     // hub name prefix: the Environment dimension of every metric
 	EnvCommandTimeout = "EC2PATCH_COMMAND_TIMEOUT" // seconds an SSM command may run (executionTimeout)
 	EnvApprovalURL    = "EC2PATCH_APPROVAL_URL"    // base URL of the approval API; links are <url>/<approvalId>?...
 	EnvSigningSecret  = "EC2PATCH_SIGNING_SECRET"  // ARN of the Secrets Manager secret that signs approval links
@@ -108,6 +109,10 @@ const (
 	StateWavePause      = "WavePause"
 	StateWriteRunReport = "WriteRunReport"
 	StateRunDone        = "RunDone"
+	// StateIsPatchDay is a Choice on PrepareResult.NotPatchDay; a scheduled
+	// firing that is not the campaign's run day ends in StateNotPatchDay.
+	StateIsPatchDay  = "IsPatchDay"
+	StateNotPatchDay = "NotPatchDay"
 
 	// Gates before and after a wave.
 	StateAlarmsBefore     = "CheckAlarmsBeforeWave" // CheckHaltAlarms, phase "before"

@@ -21,7 +21,34 @@ type RunInput struct {
 	Accounts               []string          `json:"accounts,omitempty"`
 	Regions                []string          `json:"regions,omitempty"`
 	TagFilters             map[string]string `json:"tagFilters,omitempty"`
+	// Campaign names the params campaign a run belongs to. A scheduled run
+	// always carries it; the run ID defaults to the campaign and the
+	// scheduled local time.
+	Campaign string `json:"campaign,omitempty"`
+	// PlanWaveIDs selects waves of the configured plan by ID (a campaign's
+	// waves), kept in plan order. It excludes waves and the shorthand.
+	PlanWaveIDs []string `json:"planWaveIds,omitempty"`
+	// Schedule is written by EventBridge Scheduler into a scheduled run's
+	// input; see ScheduledRun.
+	Schedule *ScheduledRun `json:"schedule,omitempty"`
 }
+
+// ScheduledRun is what a campaign's schedule adds to the run input.
+// EventBridge Scheduler replaces ScheduledTime's placeholder with the
+// invocation's scheduled time. A "Patch Tuesday + N days" schedule fires
+// weekly on the weekday N days after Tuesday, and PrepareRun lets only the
+// firing on Patch Tuesday + N (local date in Timezone) start a run: the
+// other firings end at once in NotPatchDay without touching any spoke.
+type ScheduledRun struct {
+	ScheduledTime string `json:"scheduledTime"`
+	Timezone      string `json:"timezone"`
+	// PatchTuesdayOffsetDays is set for a "Patch Tuesday + N days" schedule.
+	PatchTuesdayOffsetDays *int `json:"patchTuesdayOffsetDays,omitempty"`
+}
+
+// SchedulerTimePlaceholder is EventBridge Scheduler's context attribute for
+// the scheduled time of an invocation, replaced in a target's input.
+const SchedulerTimePlaceholder = "<aws.scheduler.scheduled-time>"
 
 // WaveInput is one wave as written in a run input or in the params' plan.
 type WaveInput struct {
@@ -118,6 +145,9 @@ type Run struct {
 	WaveCount           int    `json:"waveCount"`
 	Waves               []Wave `json:"waves"`
 	StartedAt           string `json:"startedAt"`
+	// Campaign and ScheduledTime are set on a run started by a schedule.
+	Campaign      string `json:"campaign,omitempty"`
+	ScheduledTime string `json:"scheduledTime,omitempty"`
 }
 
 // Wave is one normalized wave. Its targets (account x region) are written to
@@ -150,6 +180,10 @@ type TargetRef struct {
 type PrepareResult struct {
 	Run    Run    `json:"run"`
 	Cursor Cursor `json:"cursor"`
+	// NotPatchDay is set, with the reason, when a Patch Tuesday schedule
+	// fired on a day that is not its run day; the orchestrator then ends
+	// in StateNotPatchDay and Run holds only the run ID.
+	NotPatchDay string `json:"notPatchDay,omitempty"`
 }
 
 // Cursor is the orchestrator's position in the wave list.

@@ -71,3 +71,39 @@ func ReportCSVKey(runID string) string       { return "reports/" + runID + "/rep
 func CommandOutputPrefix(runID, account, region string) string {
 	return "ssm-output/" + runID + "/" + account + "/" + region
 }
+
+// The instance ledger: one row per instance per target outcome, in the
+// instance's own partition, newest last. "When was this instance last
+// patched, and with what result" is one Query on LedgerPK with
+// ScanIndexForward=false and Limit=1; the last successful patch is the same
+// Query filtered on status PATCHED (an instance has about a dozen rows a
+// year, kept for the record retention).
+func LedgerPK(account, region, instanceID string) string {
+	return "INSTANCE#" + account + "#" + region + "#" + instanceID
+}
+
+// LedgerSKPrefix selects every ledger row of an instance; rows sort by time.
+const LedgerSKPrefix = "LEDGER#"
+
+// LedgerSK is the sort key of one ledger row: the time (RFC 3339, UTC) and
+// the run, so two runs in one second stay apart.
+func LedgerSK(at, runID string) string { return LedgerSKPrefix + at + "#" + runID }
+
+// LedgerEntry is one ledger row.
+type LedgerEntry struct {
+	Account    string `json:"account"`
+	Region     string `json:"region"`
+	InstanceID string `json:"instanceId"`
+	RunID      string `json:"runId"`
+	WaveID     string `json:"waveId"`
+	Status     string `json:"status"`
+	Reason     string `json:"reason,omitempty"`
+	CommandID  string `json:"commandId,omitempty"`
+	Operation  string `json:"operation"`
+	At         string `json:"at"`
+}
+
+// PendingApprovalPK is the partition listing every approval gate waiting
+// for a decision, so the reconciler can publish their count and age with
+// one Query. Deciding or expiring a gate deletes its row.
+const PendingApprovalPK = "PENDING_APPROVAL"
