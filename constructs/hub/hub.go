@@ -124,6 +124,8 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) *Stack {
 	}))
 	h.resumeWaits(roles)
 	h.events(p)
+	h.schedules(p)  // schedules.go: campaigns' EventBridge Scheduler schedules
+	h.monitoring(p) // monitoring.go: dashboard and alarms
 	h.suppressions()
 	h.outputs()
 	return h
