@@ -83,6 +83,8 @@ type Stack struct {
 	CommandEventsRule, ReconcileRule awsevents.Rule
 	// DeadLetterQueue keeps the events neither rule could deliver.
 	DeadLetterQueue awssqs.Queue
+	// Monitoring is the dashboard and the alarms (monitoring.go).
+	Monitoring *Monitoring
 }
 
 // NewStack builds HubStack from props.Params.
@@ -392,6 +394,7 @@ func (h *Stack) roles(p config.Params) map[string]awsiam.Role {
 	prepare := own(contract.PrepareRun)
 	h.Table.GrantReadWriteData(prepare)
 	h.Bucket.GrantReadWrite(prepare, jsii.String("runs/*")) // writes each wave's manifest
+	h.Topic.GrantPublish(prepare)                           // announces the run's start
 
 	record := own(contract.RecordTargetFailure)
 	h.Table.GrantReadWriteData(record)
@@ -399,6 +402,7 @@ func (h *Stack) roles(p config.Params) map[string]awsiam.Role {
 	evaluate := own(contract.EvaluateWave)
 	h.Table.GrantReadWriteData(evaluate)
 	h.Bucket.GrantRead(evaluate, jsii.String("runs/*"))
+	h.Topic.GrantPublish(evaluate) // each wave's verdict
 
 	report := own(contract.WriteRunReport)
 	h.Table.GrantReadWriteData(report)
@@ -455,6 +459,7 @@ func (h *Stack) functions(p config.Params, codeDir string, logs map[string]awslo
 			contract.EnvRunDefaults:   jsii.String(runDefaults),
 			contract.EnvPlanWaves:     jsii.String(planWaves),
 			contract.EnvRecordTTLDays: jsii.String(ttlDays),
+			contract.EnvTopicARN:      h.Topic.TopicArn(),
 		},
 		contract.RecordTargetFailure.Name: {
 			contract.EnvTable:         h.Table.TableName(),
@@ -464,6 +469,7 @@ func (h *Stack) functions(p config.Params, codeDir string, logs map[string]awslo
 			contract.EnvTable:         h.Table.TableName(),
 			contract.EnvBucket:        h.Bucket.BucketName(),
 			contract.EnvRecordTTLDays: jsii.String(ttlDays),
+			contract.EnvTopicARN:      h.Topic.TopicArn(),
 		},
 		contract.WriteRunReport.Name: {
 			contract.EnvTable:         h.Table.TableName(),
@@ -501,7 +507,7 @@ func (h *Stack) functions(p config.Params, codeDir string, logs map[string]awslo
 		artifacts = awss3.Bucket_FromBucketName(h.Stack, jsii.String("ArtifactBucket"), jsii.String(p.Hub.ArtifactBucket))
 	}
 	for _, fn := range contract.Functions() {
-		vars := map[string]*string{contract.EnvHandler: jsii.String(fn.Dir)}
+		vars := map[string]*string{contract.EnvHandler: jsii.String(fn.Dir), contract.EnvEnvironment: jsii.String(p.Hub.NamePrefix)}
 		for k, v := range env[fn.Name] {
 			vars[k] = v
 		}

@@ -229,7 +229,16 @@ func (b *builder) orchestrator() sfn.IChainable {
 			contract.PhaseBeforeWave, alarmsClear), nil).
 		Otherwise(approvalRequired)
 
-	return prepare.Next(selectWave).Next(hasAlarmsBefore)
+	// A Patch Tuesday schedule fires weekly; PrepareRun marks the firings
+	// that are not the run day, which end here without touching a spoke.
+	isPatchDay := sfn.NewChoice(s, jsii.String(contract.StateIsPatchDay), nil).
+		When(sfn.Condition_IsPresent(jsii.String(contract.PathNotPatchDay)),
+			sfn.NewSucceed(s, jsii.String(contract.StateNotPatchDay), &sfn.SucceedProps{
+				Comment: jsii.String("A scheduled firing on a day that is not the campaign's run day"),
+			}), nil).
+		Otherwise(selectWave)
+	selectWave.Next(hasAlarmsBefore)
+	return prepare.Next(isPatchDay)
 }
 
 // hasHaltAlarms is true when the wave lists at least one halt alarm.

@@ -456,7 +456,7 @@ func TestOrchestratorDefinition(t *testing.T) {
 			contract.StateApprovalRequired, contract.StatePreviewWave, contract.StatePreviewInventory,
 			contract.StatePreviewFailed, contract.StateRequestApproval, contract.StateApprovalRejected,
 			contract.StateHasAlarmsAfter, contract.StateAlarmsAfter, contract.StateAlarmCheckFailedBefore,
-			contract.StateAlarmCheckFailedAfter}
+			contract.StateAlarmCheckFailedAfter, contract.StateIsPatchDay, contract.StateNotPatchDay}
 		var got []string
 		for name := range states(shared.definition) {
 			got = append(got, name)
@@ -779,4 +779,21 @@ func aslValidator(t *testing.T) string {
 		t.Skipf("asl-validator not found at %s; run make tools", bin)
 	}
 	return bin
+}
+
+func TestScheduledFiringOffThePatchDay(t *testing.T) {
+	if next(t, contract.StatePrepareRun) != contract.StateIsPatchDay {
+		t.Fatalf("%s goes to %s, want %s", contract.StatePrepareRun, next(t, contract.StatePrepareRun), contract.StateIsPatchDay)
+	}
+	rules := choices(t, contract.StateIsPatchDay)
+	if len(rules) != 1 || rules[0]["Variable"] != contract.PathNotPatchDay || rules[0]["IsPresent"] != true ||
+		rules[0]["Next"] != contract.StateNotPatchDay {
+		t.Errorf("%s = %v", contract.StateIsPatchDay, state(t, contract.StateIsPatchDay))
+	}
+	if next(t, contract.StateIsPatchDay) != contract.StateSelectWave {
+		t.Errorf("a run day does not go on to %s", contract.StateSelectWave)
+	}
+	if typ := state(t, contract.StateNotPatchDay)["Type"]; typ != "Succeed" {
+		t.Errorf("%s is a %v, want Succeed", contract.StateNotPatchDay, typ)
+	}
 }

@@ -221,8 +221,8 @@ func (p Params) Validate() []string {
 	if h.MaxWaveConcurrency < 1 || h.MaxWaveConcurrency > contract.MaxMapConcurrency {
 		pr.Addf("hub.max_wave_concurrency", "%d must be from 1 to %d", h.MaxWaveConcurrency, contract.MaxMapConcurrency)
 	}
-	if !contract.ValidSSMRate(h.SSMMaxConcurrency) {
-		pr.Addf("hub.ssm_max_concurrency", "%q must be an integer or a percentage from 0%% to 100%%", h.SSMMaxConcurrency)
+	if !contract.ValidSSMMaxConcurrency(h.SSMMaxConcurrency) {
+		pr.Addf("hub.ssm_max_concurrency", "%q must be a positive integer or a percentage from 1%% to 100%%", h.SSMMaxConcurrency)
 	}
 	if !contract.ValidSSMRate(h.SSMMaxErrors) {
 		pr.Addf("hub.ssm_max_errors", "%q must be an integer or a percentage from 0%% to 100%%", h.SSMMaxErrors)

@@ -24,6 +24,9 @@ func DecodeStrict(data []byte, v any) error {
 	if data[0] != '{' {
 		return errors.New("input must be a JSON object")
 	}
+	if err := checkUTF8(data); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -36,6 +39,9 @@ func DecodeStrict(data []byte, v any) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return errors.New("input has data after the JSON object")
+	}
+	if probs := keyProblems(data, reflect.TypeOf(v)); len(probs) > 0 {
+		return errors.New(strings.Join(probs, "; "))
 	}
 	return nil
 }
@@ -62,7 +68,9 @@ func typeName(goType string) string {
 	switch strings.TrimPrefix(goType, "*") {
 	case "string":
 		return "a string"
-	case "int", "float64":
+	case "int":
+		return "an integer"
+	case "float64":
 		return "a number"
 	case "bool":
 		return "true or false"
@@ -83,6 +91,10 @@ var unsafeRunIDChars = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
 // the hub's defaults and the configured plan, and validates everything. The
 // error, if any, lists every problem with its field.
 func Normalize(raw []byte, d RunDefaults, plan []WaveInput, executionName, startTime string) (Run, error) {
+	if len(raw) > MaxRunInputBytes {
+		return Run{}, &ValidationError{Context: "run input", Problems: []string{
+			fmt.Sprintf("input: is %d bytes; at most %d (the Step Functions input limit)", len(raw), MaxRunInputBytes)}}
+	}
 	var in RunInput
 	if err := DecodeStrict(raw, &in); err != nil {
 		return Run{}, &ValidationError{Context: "run input", Problems: []string{err.Error()}}
@@ -92,6 +104,9 @@ func Normalize(raw []byte, d RunDefaults, plan []WaveInput, executionName, start
 
 	run.RunID = in.RunID
 	if run.RunID == "" {
+		run.RunID = in.ScheduledRunID()
+	}
+	if run.RunID == "" {
 		run.RunID = strings.Trim(unsafeRunIDChars.ReplaceAllString(executionName, "-"), "-")
 		if len(run.RunID) > 64 {
 			run.RunID = run.RunID[:64]
@@ -100,6 +115,7 @@ func Normalize(raw []byte, d RunDefaults, plan []WaveInput, executionName, start
 	if !runIDRe.MatchString(run.RunID) {
 		p.Addf("runId", "%q must be 1-64 letters, digits, '-' or '_'", run.RunID)
 	}
+	run.Campaign, run.ScheduledTime = validateCampaignRun(&p, in)
 
 	run.Operation = OperationInstall
 	if in.DryRun != nil && *in.DryRun {
@@ -187,14 +203,21 @@ func Normalize(raw []byte, d RunDefaults, plan []WaveInput, executionName, start
 // selectWaves picks the waves a run input asks for and the field name to
 // report their problems under ("" for the top-level shorthand wave).
 func selectWaves(p *Problems, in RunInput, plan []WaveInput) ([]WaveInput, string) {
-	shorthand := in.WaveID != "" || len(in.Accounts) > 0 || len(in.Regions) > 0 || len(in.TagFilters) > 0
+	// A field given as an empty list or object counts as given: "waves": []
+	// or "accounts": [] is a mistake to report, not a request for the plan.
+	shorthand := in.WaveID != "" || in.Accounts != nil || in.Regions != nil || in.TagFilters != nil
 	switch {
-	case len(in.Waves) > 0 && shorthand:
+	case in.PlanWaveIDs != nil && (in.Waves != nil || shorthand):
+		p.Addf("planWaveIds", "give either planWaveIds or waves or the one-wave shorthand (waveId, accounts, regions, tagFilters)")
+		return selectPlanWaves(p, in.PlanWaveIDs, plan), "plan"
+	case in.PlanWaveIDs != nil:
+		return selectPlanWaves(p, in.PlanWaveIDs, plan), "plan"
+	case in.Waves != nil && shorthand:
 		p.Addf("waves", "give either waves or the one-wave shorthand (waveId, accounts, regions, tagFilters), not both")
 		return in.Waves, "waves"
-	case len(in.Waves) > 0:
+	case in.Waves != nil:
 		return in.Waves, "waves"
-	case in.WaveID != "" && len(in.Accounts) == 0 && len(in.Regions) == 0 && len(in.TagFilters) == 0:
+	case in.WaveID != "" && in.Accounts == nil && in.Regions == nil && in.TagFilters == nil:
 		for _, w := range plan {
 			if w.WaveID == in.WaveID {
 				return []WaveInput{w}, "plan"

@@ -70,6 +70,9 @@ type InstanceResult struct {
 	InstanceID string `json:"instanceId"`
 	Status     string `json:"status"`
 	Reason     string `json:"reason,omitempty"`
+	// CommandID is the command this instance ran, when known (a target
+	// sends one command per batch of instances).
+	CommandID string `json:"commandId,omitempty"`
 }
 
 // TargetResult is one account-region's outcome, as recorded in DynamoDB and
@@ -83,6 +86,12 @@ type TargetResult struct {
 	CommandIDs []string         `json:"commandIds,omitempty"`
 	Counts     Counts           `json:"counts"`
 	Instances  []InstanceResult `json:"instances"`
+	// StartedAt and FinishedAt (RFC 3339, UTC) are set by the store when it
+	// records the result: when the target's send was claimed (else when it
+	// was recorded) and when it was recorded. Writing the same result again
+	// keeps both, so its ledger rows keep their keys.
+	StartedAt  string `json:"startedAt,omitempty"`
+	FinishedAt string `json:"finishedAt,omitempty"`
 }
 
 // WaveReport is one wave of the run report.

@@ -6,15 +6,39 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Problems collects every validation failure, each naming its field, so a
 // caller can report all of them at once.
 type Problems []string
 
-// Addf records one problem at field.
+// Addf records one problem at field. Long strings among args, and a long
+// field, are shortened: a problem quotes what the input said, and an input
+// can hold a 300 KB value that no error message should repeat.
 func (p *Problems) Addf(field, format string, args ...any) {
-	*p = append(*p, field+": "+fmt.Sprintf(format, args...))
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = clip(s)
+		}
+	}
+	*p = append(*p, clip(field)+": "+fmt.Sprintf(format, args...))
+}
+
+// maxQuoted is how much of an input's string a problem repeats.
+const maxQuoted = 80
+
+// clip shortens s to maxQuoted bytes (on a rune boundary), saying how long
+// it was.
+func clip(s string) string {
+	if len(s) <= maxQuoted {
+		return s
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s...(%d bytes)", s[:cut], len(s))
 }
 
 // Err returns nil when there are no problems, or one error listing them all.
@@ -31,9 +55,19 @@ type ValidationError struct {
 	Problems []string
 }
 
+// Error lists the first maxListed problems: the message becomes the
+// execution's cause, which Step Functions bounds.
 func (e *ValidationError) Error() string {
-	return fmt.Sprintf("%s: %d problem(s): %s", e.Context, len(e.Problems), strings.Join(e.Problems, "; "))
+	listed := e.Problems
+	more := ""
+	if len(listed) > maxListed {
+		listed, more = listed[:maxListed], fmt.Sprintf("; and %d more", len(e.Problems)-maxListed)
+	}
+	return fmt.Sprintf("%s: %d problem(s): %s%s", e.Context, len(e.Problems), strings.Join(listed, "; "), more)
 }
+
+// maxListed is how many problems a ValidationError's message lists.
+const maxListed = 25
 
 // Limits on what one run may ask for.
 const (
@@ -46,14 +80,17 @@ const (
 	MaxMapConcurrency  = 1000
 	MaxHaltAlarms      = 10
 	MaxApprovalTimeout = 7 * 24 * 3600
+	// MaxRunInputBytes is Step Functions' limit on an execution's input.
+	MaxRunInputBytes = 256 * 1024
 )
 
 var (
 	accountRe = regexp.MustCompile(`^[0-9]{12}$`)
 	runIDRe   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	waveIDRe  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	// SSM MaxConcurrency and MaxErrors: an integer, or a percentage 0-100.
-	ssmRateRe = regexp.MustCompile(`^([0-9]+|[0-9]{1,3}%)$`)
+	// SSM MaxConcurrency and MaxErrors: an integer of up to 7 digits, or a
+	// percentage 0-100, without leading zeros (SSM's own patterns).
+	ssmRateRe = regexp.MustCompile(`^(0|[1-9][0-9]{0,6}|(0|[1-9][0-9]?|100)%)$`)
 	tagKeyRe  = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$`)
 	tagValRe  = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@*]{1,256}$`)
 )
@@ -75,6 +112,13 @@ func ValidSSMRate(s string) bool {
 		return v <= 100
 	}
 	return true
+}
+
+// ValidSSMMaxConcurrency reports whether s is a valid SSM MaxConcurrency: a
+// rate as ValidSSMRate, but never zero, which SSM refuses (so a run would
+// fail only after reaching the spokes).
+func ValidSSMMaxConcurrency(s string) bool {
+	return ValidSSMRate(s) && s != "0" && s != "0%"
 }
 
 // ValidateTagFilters checks a tag filter map: at least one entry, keys and
@@ -171,8 +215,8 @@ func ValidateWaveInput(p *Problems, field string, w WaveInput) {
 	if w.MaxConcurrency != nil && (*w.MaxConcurrency < 1 || *w.MaxConcurrency > MaxMapConcurrency) {
 		p.Addf(at("maxConcurrency"), "%d must be from 1 to %d", *w.MaxConcurrency, MaxMapConcurrency)
 	}
-	if w.SSMMaxConcurrency != "" && !ValidSSMRate(w.SSMMaxConcurrency) {
-		p.Addf(at("ssmMaxConcurrency"), "%q must be an integer or a percentage from 0%% to 100%%", w.SSMMaxConcurrency)
+	if w.SSMMaxConcurrency != "" && !ValidSSMMaxConcurrency(w.SSMMaxConcurrency) {
+		p.Addf(at("ssmMaxConcurrency"), "%q must be an integer from 1 or a percentage from 1%% to 100%%", w.SSMMaxConcurrency)
 	}
 	if w.SSMMaxErrors != "" && !ValidSSMRate(w.SSMMaxErrors) {
 		p.Addf(at("ssmMaxErrors"), "%q must be an integer or a percentage from 0%% to 100%%", w.SSMMaxErrors)
@@ -239,7 +283,7 @@ func ValidateDefaults(d RunDefaults) error {
 	if d.MaxWaveConcurrency < 1 || d.MaxWaveConcurrency > MaxMapConcurrency {
 		p.Addf("maxWaveConcurrency", "%d must be from 1 to %d", d.MaxWaveConcurrency, MaxMapConcurrency)
 	}
-	if !ValidSSMRate(d.SSMMaxConcurrency) {
+	if !ValidSSMMaxConcurrency(d.SSMMaxConcurrency) {
 		p.Addf("ssmMaxConcurrency", "%q must be an integer or a percentage", d.SSMMaxConcurrency)
 	}
 	if !ValidSSMRate(d.SSMMaxErrors) {

@@ -43,11 +43,14 @@ func TestOffsetsCrossMonthEnds(t *testing.T) {
 	rule, err := schedule.NewPatchTuesdayRule(27, "22:00", "Europe/Berlin")
 	require.NoError(t, err)
 	// December 2026: Patch Tuesday the 8th + 27 days = 4 January 2027.
-	run := rule.In(2026, time.December)
+	run, err := rule.In(2026, time.December)
+	require.NoError(t, err)
 	assert.Equal(t, "2027-01-04 22:00 CET", run.Format("2006-01-02 15:04 MST"))
 	assert.Equal(t, time.Monday, run.Weekday())
 	// February 2027: the 9th + 27 = 8 March, past a 28-day month.
-	assert.Equal(t, "2027-03-08 22:00 CET", rule.In(2027, time.February).Format("2006-01-02 15:04 MST"))
+	run, err = rule.In(2027, time.February)
+	require.NoError(t, err)
+	assert.Equal(t, "2027-03-08 22:00 CET", run.Format("2006-01-02 15:04 MST"))
 }
 
 func TestRunsAcrossDaylightSavingChanges(t *testing.T) {
@@ -58,9 +61,10 @@ func TestRunsAcrossDaylightSavingChanges(t *testing.T) {
 		month              time.Month
 		wantLocal, wantUTC string
 	}{
-		// New York springs forward on 14 March 2027 at 02:00: 02:30 does not
-		// exist that day and the run is at 03:30 EDT.
-		{"skipped hour", "America/New_York", "02:30", 5, 2027, time.March, "2027-03-14 03:30 EDT", "2027-03-14 07:30 UTC"},
+		// New York springs forward on 14 March 2027 at 02:00; 01:59 is
+		// the last minute before the gap and 03:00 the first after it.
+		{"just before the gap", "America/New_York", "01:59", 5, 2027, time.March, "2027-03-14 01:59 EST", "2027-03-14 06:59 UTC"},
+		{"just after the gap", "America/New_York", "03:00", 5, 2027, time.March, "2027-03-14 03:00 EDT", "2027-03-14 07:00 UTC"},
 		// New York falls back on 1 November 2026: 01:30 happens twice and
 		// the run is at the first, 01:30 EDT.
 		{"repeated hour", "America/New_York", "01:30", 19, 2026, time.October, "2026-11-01 01:30 EDT", "2026-11-01 05:30 UTC"},
@@ -73,7 +77,8 @@ func TestRunsAcrossDaylightSavingChanges(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rule, err := schedule.NewPatchTuesdayRule(tc.offset, tc.local, tc.zone)
 			require.NoError(t, err)
-			run := rule.In(tc.year, tc.month)
+			run, err := rule.In(tc.year, tc.month)
+			require.NoError(t, err)
 			assert.Equal(t, tc.wantLocal, run.Format("2006-01-02 15:04 MST"))
 			assert.Equal(t, tc.wantUTC, run.UTC().Format("2006-01-02 15:04 MST"))
 		})
@@ -86,17 +91,18 @@ func TestNextRuns(t *testing.T) {
 	// 29 November 2026: November's run (the 13th) has passed.
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	var got []string
-	for _, run := range rule.Next(now, 3) {
-		got = append(got, run.Format("2006-01-02 15:04 MST"))
+	for _, run := range rule.Next(3, now) {
+		got = append(got, run.Local.Format("2006-01-02 15:04 MST")+" = "+run.UTC.Format("15:04 MST"))
 	}
-	assert.Equal(t, []string{"2026-12-11 21:00 CST", "2027-01-15 21:00 CST", "2027-02-12 21:00 CST"}, got)
+	assert.Equal(t, []string{"2026-12-11 21:00 CST = 03:00 UTC", "2027-01-15 21:00 CST = 03:00 UTC",
+		"2027-02-12 21:00 CST = 03:00 UTC"}, got)
 
 	// An offset that carries the previous month's run into this month is
 	// found: December's 8th + 27 = 4 January.
 	late, err := schedule.NewPatchTuesdayRule(27, "06:00", "UTC")
 	require.NoError(t, err)
-	first := late.Next(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), 1)
-	assert.Equal(t, "2027-01-04 06:00", first[0].Format("2006-01-02 15:04"))
+	first := late.Next(1, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC))
+	assert.Equal(t, "2027-01-04 06:00", first[0].Local.Format("2006-01-02 15:04"))
 }
 
 func TestRuleValidation(t *testing.T) {

@@ -31,7 +31,7 @@ func main() {
 	c := config{table: env.String(contract.EnvTable), secretARN: env.String(contract.EnvSigningSecret),
 		ttlDays: env.PositiveInt(contract.EnvRecordTTLDays)}
 	cfg := awsx.Setup(contract.ApprovalCallback.Dir, env)
-	st := store.New(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil)
+	st := store.NewApprovals(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil)
 	states := sfn.NewFromConfig(cfg)
 	h := &Handler{
 		Keys:         &approval.Keys{Secrets: secretsmanager.NewFromConfig(cfg), SecretID: c.secretARN},

@@ -34,8 +34,8 @@ type Ack struct {
 
 // Handle is the Lambda entry point.
 func (h *Handler) Handle(ctx context.Context, req contract.AwaitRequest) (Ack, error) {
-	log := logx.For(ctx, h.Log, logx.Scope{RunID: req.RunID, WaveID: req.WaveID, Account: req.Account, Region: req.Region}).
-		With("commandId", req.CommandIDs)
+	log := logx.For(ctx, h.Log, logx.Scope{RunID: req.RunID, WaveID: req.WaveID, Account: req.Account, Region: req.Region,
+		CommandID: logx.Commands(req.CommandIDs)})
 	now := time.Now
 	if h.Now != nil {
 		now = h.Now

@@ -110,7 +110,8 @@ func (h *Handler) finish(ctx context.Context, ref store.CommandRef, d contract.C
 	if !waits.AllTerminal(w) {
 		return OutcomeRecorded, nil
 	}
-	log := logx.For(ctx, h.Log, logx.Scope{RunID: w.RunID, WaveID: w.WaveID, Account: w.Account, Region: w.Region})
+	log := logx.For(ctx, h.Log, logx.Scope{RunID: w.RunID, WaveID: w.WaveID, Account: w.Account, Region: w.Region,
+		CommandID: d.CommandID})
 	resumed, err := h.Resumer.Resume(ctx, log, w, contract.PollResult{Phase: contract.PhaseComplete})
 	if err != nil {
 		return "", err
@@ -134,8 +135,8 @@ func strongest(a, b string) string {
 }
 
 func (h *Handler) logger(ctx context.Context, ev events.CloudWatchEvent, d contract.CommandStatusDetail) *slog.Logger {
-	return logx.For(ctx, h.Log, logx.Scope{Account: ev.AccountID, Region: ev.Region}).
-		With("eventId", ev.ID, "commandId", d.CommandID, "status", d.Status)
+	return logx.For(ctx, h.Log, logx.Scope{Account: ev.AccountID, Region: ev.Region, CommandID: d.CommandID}).
+		With("eventId", ev.ID, "status", d.Status)
 }
 
 func (h *Handler) done(ctx context.Context, ev events.CloudWatchEvent, d contract.CommandStatusDetail, outcome string) Result {

@@ -36,11 +36,14 @@ func main() {
 		table:      env.String(contract.EnvTable),
 		ttlDays:    env.PositiveInt(contract.EnvRecordTTLDays),
 	}
+	metrics := env.Metrics()
 	cfg := awsx.Setup(contract.PollSsmCommand.Dir, env)
 	// The session caches credentials per account for the life of the warm
 	// function: every target of an account shares one assumption.
 	sess := spoke.NewSession(cfg, sts.NewFromConfig(cfg), c.roleName, c.externalID)
-	w := store.NewWaits(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil)
+	db := dynamodb.NewFromConfig(cfg)
+	w := store.NewWaits(db, c.table, c.ttlDays, nil)
+	gates := store.NewApprovals(db, c.table, c.ttlDays, nil)
 	h := &Handler{
 		Waitings: w,
 		Statuses: w,
@@ -48,6 +51,9 @@ func main() {
 		Resumer:  &waits.Resumer{Claim: w, Restore: w, Forget: w, States: sfn.NewFromConfig(cfg)},
 		SSM:      spoke.FactoryFunc[commandLister](func(t spoke.Target) commandLister { return sess.SSM(t) }),
 		Log:      logx.New(os.Stdout),
+		Pending:  gates,
+		Expired:  gates,
+		Metrics:  metrics,
 	}
 	lambda.StartHandlerFunc(h.Handle)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ec2patch/ec2patch/internal/contract"
+	"github.com/ec2patch/ec2patch/internal/emf"
 	"github.com/ec2patch/ec2patch/lambdas/internal/fault"
 	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
 	"github.com/ec2patch/ec2patch/lambdas/internal/spoke"
@@ -39,6 +41,18 @@ type resumer interface {
 	Resume(ctx context.Context, log *slog.Logger, w store.Waiting, result contract.PollResult) (bool, error)
 }
 
+type pendingLister interface {
+	PendingApprovals(ctx context.Context) ([]store.PendingApproval, error)
+}
+
+type pendingForgetter interface {
+	ForgetPending(ctx context.Context, approvalID string) error
+}
+
+type metricPutter interface {
+	Put(dims emf.Dimensions, coarse []string, metrics ...emf.Metric) error
+}
+
 // DefaultConcurrency is how many targets a reconcile reads at once.
 const DefaultConcurrency = 16
 
@@ -61,6 +75,13 @@ type Handler struct {
 	// Concurrency bounds the targets read at once; DefaultConcurrency
 	// when 0.
 	Concurrency int
+	// Pending lists the approval gates waiting for a decision; Expired
+	// deletes the row of a gate whose links expired (its task timed out,
+	// a rejection). Every pass publishes the gates' count and the age of
+	// the oldest to Metrics. No gauge when Pending is nil.
+	Pending pendingLister
+	Expired pendingForgetter
+	Metrics metricPutter
 }
 
 // Summary is what one reconcile did, by target.
@@ -79,15 +100,17 @@ type Summary struct {
 // read is logged and left to the next reconcile.
 func (h *Handler) Handle(ctx context.Context, _ events.CloudWatchEvent) (Summary, error) {
 	log := logx.For(ctx, h.Log, logx.Scope{})
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	// First, so the gauge is published even when the waits cannot be read.
+	h.gaugeApprovals(ctx, log, now())
 	list, err := h.Waitings.Waitings(ctx)
 	if err != nil {
 		err = fault.Boundary(err)
 		logx.Failed(log, err)
 		return Summary{}, err
-	}
-	now := time.Now
-	if h.Now != nil {
-		now = h.Now
 	}
 	n := h.Concurrency
 	if n < 1 {
@@ -128,6 +151,57 @@ func (h *Handler) Handle(ctx context.Context, _ events.CloudWatchEvent) (Summary
 	return sum, nil
 }
 
+// gaugeApprovals publishes PendingApprovals and
+// OldestPendingApprovalMinutes (0 when none) under the Environment
+// dimension alone, which the ApprovalTimeout alarm reads, and deletes the
+// rows of gates whose links expired: those waits timed out, which the
+// orchestrator counts as a rejection. A failure is logged, not returned:
+// the gauge must not stop the reconcile.
+func (h *Handler) gaugeApprovals(ctx context.Context, log *slog.Logger, now time.Time) {
+	if h.Pending == nil {
+		return
+	}
+	list, err := h.Pending.PendingApprovals(ctx)
+	if err != nil {
+		log.Error("pending approvals not read", "error", err.Error())
+		return
+	}
+	count, oldest := PendingGauge(list, now)
+	for _, p := range list {
+		if now.Before(p.LinkExpiresAt) || h.Expired == nil {
+			continue
+		}
+		if err := h.Expired.ForgetPending(ctx, p.ApprovalID); err != nil {
+			log.Error("expired approval row not deleted", "approvalId", p.ApprovalID, "error", err.Error())
+			continue
+		}
+		log.Info("approval timed out", "approvalId", p.ApprovalID, "runId", p.RunID, "waveId", p.WaveID)
+	}
+	if h.Metrics == nil {
+		return
+	}
+	if err := h.Metrics.Put(nil, nil,
+		emf.Metric{Name: contract.MetricPendingApprovals, Value: float64(count), Unit: emf.Count},
+		emf.Metric{Name: contract.MetricOldestPendingApprovalMinutes, Value: oldest, Unit: emf.None}); err != nil {
+		log.Error("pending approval metrics not written", "error", err.Error())
+	}
+}
+
+// PendingGauge counts the gates still waiting at now (their links have not
+// expired) and the age in whole minutes of the oldest, 0 when none.
+func PendingGauge(list []store.PendingApproval, now time.Time) (count int, oldestMinutes float64) {
+	for _, p := range list {
+		if !now.Before(p.LinkExpiresAt) {
+			continue
+		}
+		count++
+		if age := now.Sub(p.CreatedAt).Minutes(); age > oldestMinutes {
+			oldestMinutes = age
+		}
+	}
+	return count, math.Floor(oldestMinutes)
+}
+
 type outcome int
 
 const (
@@ -150,8 +224,8 @@ func Due(passes int) bool { return passes <= 2 || passes%4 == 0 }
 
 // reconcile reads one waiting target and resumes it if its wait is over.
 func (h *Handler) reconcile(ctx context.Context, w store.Waiting, now time.Time) outcome {
-	log := logx.For(ctx, h.Log, logx.Scope{RunID: w.RunID, WaveID: w.WaveID, Account: w.Account, Region: w.Region}).
-		With("commandId", w.CommandIDs)
+	log := logx.For(ctx, h.Log, logx.Scope{RunID: w.RunID, WaveID: w.WaveID, Account: w.Account, Region: w.Region,
+		CommandID: logx.Commands(w.CommandIDs)})
 	if h.Passes != nil && now.Before(w.Deadline) {
 		passes, ok, err := h.Passes.CountPass(ctx, w.SK())
 		switch {

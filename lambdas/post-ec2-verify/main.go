@@ -33,6 +33,7 @@ func main() {
 		table:      env.String(contract.EnvTable),
 		ttlDays:    env.PositiveInt(contract.EnvRecordTTLDays),
 	}
+	metrics := env.Metrics()
 	cfg := awsx.Setup(contract.PostEC2Verify.Dir, env)
 	sess := spoke.NewSession(cfg, sts.NewFromConfig(cfg), c.roleName, c.externalID)
 	h := &Handler{
@@ -41,6 +42,7 @@ func main() {
 		Info:        spoke.FactoryFunc[fleet.InstanceInformer](func(t spoke.Target) fleet.InstanceInformer { return sess.SSM(t) }),
 		Results:     store.New(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil),
 		Log:         logx.New(os.Stdout),
+		Metrics:     metrics,
 	}
 	lambda.StartHandlerFunc(h.Handle)
 }

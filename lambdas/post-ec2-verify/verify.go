@@ -15,6 +15,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/ec2patch/ec2patch/internal/contract"
+	"github.com/ec2patch/ec2patch/internal/emf"
 	"github.com/ec2patch/ec2patch/lambdas/internal/fault"
 	"github.com/ec2patch/ec2patch/lambdas/internal/fleet"
 	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
@@ -30,8 +31,9 @@ type statusDescriber interface {
 	DescribeInstanceStatus(ctx context.Context, in *ec2.DescribeInstanceStatusInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstanceStatusOutput, error)
 }
 
+// resultWriter records the target's result and its instances' ledger rows.
 type resultWriter interface {
-	PutTarget(ctx context.Context, k store.TargetKey, r contract.TargetResult) error
+	FinishTarget(ctx context.Context, k store.TargetKey, r contract.TargetResult, operation string) (contract.TargetResult, error)
 }
 
 // Handler verifies one account-region after its commands finished.
@@ -41,6 +43,9 @@ type Handler struct {
 	Info        spoke.Factory[fleet.InstanceInformer]
 	Results     resultWriter
 	Log         *slog.Logger
+	// Metrics receives PatchSuccess, PatchFailures, InstancesHealthy and
+	// InstancesUnhealthy; nil writes none.
+	Metrics logx.Metrics
 }
 
 // ReasonNoPatchable is the reason of a target whose instances all matched
@@ -54,13 +59,15 @@ const (
 
 // Handle is the Lambda entry point.
 func (h *Handler) Handle(ctx context.Context, in contract.TargetState) (contract.TargetSummary, error) {
-	log := logx.For(ctx, h.Log, logx.Scope{RunID: in.RunID, WaveID: in.WaveID, Account: in.Account, Region: in.Region})
+	scope := logx.Scope{RunID: in.RunID, WaveID: in.WaveID, Account: in.Account, Region: in.Region}
 	if in.Command != nil {
-		log = log.With("commandId", in.Command.CommandIDs)
+		scope.CommandID = logx.Commands(in.Command.CommandIDs)
 	}
-	r, err := h.verify(ctx, in)
+	log := logx.For(ctx, h.Log, scope)
+	r, health, err := h.verify(ctx, in)
 	if err == nil {
-		err = h.Results.PutTarget(ctx, store.TargetKey{RunID: in.RunID, WaveID: in.WaveID, Account: in.Account, Region: in.Region}, r)
+		r, err = h.Results.FinishTarget(ctx, store.TargetKey{RunID: in.RunID, WaveID: in.WaveID, Account: in.Account, Region: in.Region},
+			r, operation(in.TargetInput))
 	}
 	if err != nil {
 		err = fault.Boundary(err)
@@ -68,12 +75,33 @@ func (h *Handler) Handle(ctx context.Context, in contract.TargetState) (contract
 		return contract.TargetSummary{}, err
 	}
 	log.Info("target verified", "status", r.Status, "reason", r.Reason, "counts", r.Counts)
+	// After the record: a retry that fails to record counts nothing.
+	logx.Emit(log, h.Metrics, emf.Dimensions{contract.DimRunID: in.RunID, contract.DimWaveID: in.WaveID, contract.DimAccount: in.Account},
+		[]string{contract.DimWaveID},
+		emf.Metric{Name: contract.MetricPatchSuccess, Value: float64(r.Counts.Patched + r.Counts.Scanned), Unit: emf.Count},
+		emf.Metric{Name: contract.MetricPatchFailures, Value: float64(r.Counts.Failed + r.Counts.TimedOut), Unit: emf.Count},
+		emf.Metric{Name: contract.MetricInstancesHealthy, Value: float64(health.healthy), Unit: emf.Count},
+		emf.Metric{Name: contract.MetricInstancesUnhealthy, Value: float64(health.unhealthy), Unit: emf.Count})
 	return contract.TargetSummary{Account: r.Account, Region: r.Region, Status: r.Status, Reason: r.Reason, Counts: r.Counts}, nil
 }
 
-func (h *Handler) verify(ctx context.Context, in contract.TargetState) (contract.TargetResult, error) {
+// operation is what the target's commands ran: a dry run only scans.
+func operation(in contract.TargetInput) string {
+	if in.DryRun || in.Operation == contract.OperationScan {
+		return contract.OperationScan
+	}
+	return contract.OperationInstall
+}
+
+// healthCounts are the post-patch verification's outcome: instances whose
+// command succeeded and that passed (healthy) or failed (unhealthy) the
+// health checks.
+type healthCounts struct{ healthy, unhealthy int }
+
+func (h *Handler) verify(ctx context.Context, in contract.TargetState) (contract.TargetResult, healthCounts, error) {
+	var health healthCounts
 	if in.Inventory == nil {
-		return contract.TargetResult{}, fmt.Errorf("target %s/%s has no inventory to verify", in.Account, in.Region)
+		return contract.TargetResult{}, health, fmt.Errorf("target %s/%s has no inventory to verify", in.Account, in.Region)
 	}
 	r := contract.TargetResult{Account: in.Account, Region: in.Region, Status: contract.StatusSucceeded}
 	if in.Command == nil || len(in.Command.CommandIDs) == 0 {
@@ -83,7 +111,7 @@ func (h *Handler) verify(ctx context.Context, in contract.TargetState) (contract
 		}
 		r.Instances = append([]contract.InstanceResult{}, in.Inventory.Skipped...)
 		r.Counts = contract.Count(r.Instances)
-		return r, nil
+		return r, health, nil
 	}
 	r.CommandIDs = in.Command.CommandIDs
 	r.CommandID = r.CommandIDs[0]
@@ -92,9 +120,10 @@ func (h *Handler) verify(ctx context.Context, in contract.TargetState) (contract
 
 	invocations, err := listInvocations(ctx, h.Invocations.Client(t), r.CommandIDs)
 	if err != nil {
-		return contract.TargetResult{}, err
+		return contract.TargetResult{}, health, err
 	}
 	var candidates []string
+	commandOf := map[string]string{}
 	for _, id := range in.Inventory.InstanceIDs {
 		inv, ok := invocations[id]
 		if !ok {
@@ -104,30 +133,36 @@ func (h *Handler) verify(ctx context.Context, in contract.TargetState) (contract
 		switch res := invocationOutcome(id, inv, timedOut); {
 		case res == nil:
 			candidates = append(candidates, id)
+			commandOf[id] = aws.ToString(inv.CommandId)
 		default:
+			res.CommandID = aws.ToString(inv.CommandId)
 			r.Instances = append(r.Instances, *res)
 		}
 	}
 	unhealthy, err := h.health(ctx, t, candidates)
 	if err != nil {
-		return contract.TargetResult{}, err
+		return contract.TargetResult{}, health, err
 	}
 	done := contract.InstancePatched
-	if in.DryRun || in.Operation == contract.OperationScan {
+	if operation(in.TargetInput) == contract.OperationScan {
 		done = contract.InstanceScanned
 	}
 	for _, id := range candidates {
 		if what, bad := unhealthy[id]; bad {
-			r.Instances = append(r.Instances, failed(id, "unhealthy after patching: "+what))
+			res := failed(id, "unhealthy after patching: "+what)
+			res.CommandID = commandOf[id]
+			r.Instances = append(r.Instances, res)
+			health.unhealthy++
 		} else {
-			r.Instances = append(r.Instances, contract.InstanceResult{InstanceID: id, Status: done})
+			r.Instances = append(r.Instances, contract.InstanceResult{InstanceID: id, Status: done, CommandID: commandOf[id]})
+			health.healthy++
 		}
 	}
 	r.Instances = append(r.Instances, in.Inventory.Skipped...)
 	sort.Slice(r.Instances, func(i, j int) bool { return r.Instances[i].InstanceID < r.Instances[j].InstanceID })
 	r.Counts = contract.Count(r.Instances)
 	// Instance failures are the wave's to judge against its threshold.
-	return r, nil
+	return r, health, nil
 }
 
 func failed(id, reason string) contract.InstanceResult {
@@ -179,6 +214,9 @@ func listInvocations(ctx context.Context, client invocationLister, commandIDs []
 				return nil, fmt.Errorf("list invocations of command %s: %w", cid, err)
 			}
 			for _, inv := range res.CommandInvocations {
+				if inv.CommandId == nil {
+					inv.CommandId = aws.String(cid)
+				}
 				out[aws.ToString(inv.InstanceId)] = inv
 			}
 			if aws.ToString(res.NextToken) == "" {

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
+	"os"
+	"reflect"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -12,6 +16,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/ec2patch/ec2patch/internal/contract"
+	"github.com/ec2patch/ec2patch/internal/emf"
 	"github.com/ec2patch/ec2patch/lambdas/internal/fleet"
 	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
 	"github.com/ec2patch/ec2patch/lambdas/internal/spoke"
@@ -65,11 +70,15 @@ func (f *spokeFake) DescribeInstanceInformation(_ context.Context, in *ssm.Descr
 	return out, nil
 }
 
-type results struct{ put []contract.TargetResult }
+type results struct {
+	put        []contract.TargetResult
+	operations []string
+}
 
-func (r *results) PutTarget(_ context.Context, _ store.TargetKey, res contract.TargetResult) error {
+func (r *results) FinishTarget(_ context.Context, _ store.TargetKey, res contract.TargetResult, operation string) (contract.TargetResult, error) {
 	r.put = append(r.put, res)
-	return nil
+	r.operations = append(r.operations, operation)
+	return res, nil
 }
 
 func newHandler(f *spokeFake, r *results) *Handler {
@@ -152,4 +161,90 @@ func TestVerifyNoCommandIsSkipped(t *testing.T) {
 	if err != nil || sum.Status != contract.StatusSkipped || sum.Reason != contract.ReasonNoInstance {
 		t.Errorf("nothing matched: %+v, %v", sum, err)
 	}
+}
+
+// TestVerifyMetrics: the timed-out fixture has 2 patched, 3 failed (one
+// unhealthy, one stopped after patching, one with no invocation), 3 timed
+// out or failed by SSM; its healthy and unhealthy counts are of the
+// instances whose command succeeded.
+func TestVerifyMetrics(t *testing.T) {
+	raw, err := os.ReadFile("testdata/verify-timed-out.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st contract.TargetState
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	h := newHandler(fleetFake(), &results{})
+	h.Metrics = emf.New(&buf, "ec2patch-test", nil)
+	sum, err := h.Handle(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := metricSums(t, buf.Bytes(), map[string]string{contract.DimRunID: st.RunID, contract.DimWaveID: st.WaveID,
+		contract.DimAccount: st.Account})
+	c := sum.Counts
+	want := map[string]float64{
+		contract.MetricPatchSuccess:       float64(c.Patched + c.Scanned),
+		contract.MetricPatchFailures:      float64(c.Failed + c.TimedOut),
+		contract.MetricInstancesHealthy:   2,
+		contract.MetricInstancesUnhealthy: 2,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("metrics %v, want %v (counts %+v)", got, want, c)
+	}
+	if want[contract.MetricPatchSuccess] == 0 || want[contract.MetricPatchFailures] == 0 {
+		t.Errorf("fixture counts %+v: the check proves nothing", c)
+	}
+}
+
+func TestVerifyRecordsTheOperation(t *testing.T) {
+	r := &results{}
+	wiretest.Golden(t, newHandler(fleetFake(), r).Handle, "verify-dry-run")
+	if len(r.operations) != 1 || r.operations[0] != contract.OperationScan {
+		t.Errorf("operations %v, want [Scan] for a dry run", r.operations)
+	}
+}
+
+// metricSums checks that every line the handler wrote is valid EMF with
+// the run, wave and account it is about, and sums each metric by name (and
+// by name/Reason for a line with a Reason).
+func metricSums(t *testing.T, out []byte, dims map[string]string) map[string]float64 {
+	t.Helper()
+	sums := map[string]float64{}
+	for _, line := range bytes.Split(bytes.TrimSpace(out), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		if err := emf.Validate(line); err != nil {
+			t.Errorf("invalid EMF line %s: %v", line, err)
+		}
+		var doc struct {
+			AWS struct {
+				CloudWatchMetrics []struct{ Metrics []struct{ Name string } }
+			} `json:"_aws"`
+		}
+		var values map[string]any
+		if json.Unmarshal(line, &doc) != nil || json.Unmarshal(line, &values) != nil {
+			t.Fatalf("not JSON: %s", line)
+		}
+		for k, v := range dims {
+			if values[k] != v {
+				t.Errorf("line %s: %s = %v, want %s", line, k, values[k], v)
+			}
+		}
+		for _, d := range doc.AWS.CloudWatchMetrics {
+			for _, m := range d.Metrics {
+				name := m.Name
+				if r, ok := values[contract.DimReason].(string); ok {
+					name += "/" + r
+				}
+				v, _ := values[m.Name].(float64)
+				sums[name] += v
+			}
+		}
+	}
+	return sums
 }

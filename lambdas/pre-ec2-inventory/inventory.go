@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/ec2patch/ec2patch/internal/contract"
+	"github.com/ec2patch/ec2patch/internal/emf"
 	"github.com/ec2patch/ec2patch/lambdas/internal/fault"
 	"github.com/ec2patch/ec2patch/lambdas/internal/fleet"
 	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
@@ -40,6 +42,9 @@ type Handler struct {
 	Records  targetReader
 	Previews previewWriter
 	Log      *slog.Logger
+	// Metrics receives InstancesTargeted and InstancesSkipped; nil writes
+	// none.
+	Metrics logx.Metrics
 }
 
 // Handle is the Lambda entry point.
@@ -59,7 +64,43 @@ func (h *Handler) Handle(ctx context.Context, in contract.TargetInput) (contract
 	}
 	log.Info("inventory", "preview", in.Preview, "alreadyRecorded", out.AlreadyRecorded,
 		"matched", out.Matched, "patchable", out.TargetCount, "skipped", len(out.Skipped))
+	if !in.Preview && !out.AlreadyRecorded {
+		// Once per target: a preview counts nothing, and a target a
+		// re-run found done was counted by the run that did it.
+		h.emit(log, in, out)
+	}
 	return out, nil
+}
+
+// emit writes the target's "before" view: the instances running and
+// managed (to be patched), and the skipped ones by reason, the
+// compliance drift view.
+func (h *Handler) emit(log *slog.Logger, in contract.TargetInput, out contract.InventoryResult) {
+	dims := emf.Dimensions{contract.DimRunID: in.RunID, contract.DimWaveID: in.WaveID, contract.DimAccount: in.Account}
+	logx.Emit(log, h.Metrics, dims, []string{contract.DimWaveID},
+		emf.Metric{Name: contract.MetricInstancesTargeted, Value: float64(len(out.InstanceIDs)), Unit: emf.Count})
+	byReason := map[string]int{}
+	for _, s := range out.Skipped {
+		byReason[SkipReason(s.Reason)]++
+	}
+	for _, reason := range slices.Sorted(maps.Keys(byReason)) {
+		d := maps.Clone(dims)
+		d[contract.DimReason] = reason
+		logx.Emit(log, h.Metrics, d, []string{contract.DimReason},
+			emf.Metric{Name: contract.MetricInstancesSkipped, Value: float64(byReason[reason]), Unit: emf.Count})
+	}
+}
+
+// SkipReason is the Reason dimension of a skipped instance. The report's
+// reason may carry a detail after the contract's sentence ("instance is not
+// running (stopped)"); the dimension is the sentence's short name.
+func SkipReason(reason string) string {
+	for _, base := range []string{contract.ReasonStopped, contract.ReasonUnmanaged, contract.ReasonNoInstance} {
+		if strings.HasPrefix(reason, base) {
+			return contract.SkipReasonDimension(base)
+		}
+	}
+	return contract.SkipReasonDimension(reason)
 }
 
 // patchInventory is the inventory of the patch map. A re-run of the run

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +19,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/ec2patch/ec2patch/internal/contract"
+	"github.com/ec2patch/ec2patch/internal/emf"
 	"github.com/ec2patch/ec2patch/lambdas/internal/fault"
 	"github.com/ec2patch/ec2patch/lambdas/internal/fleet"
 	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
@@ -269,4 +272,103 @@ func TestInventoryPreviewRetriesAThrottle(t *testing.T) {
 func TestInventoryPreviewStoreFailure(t *testing.T) {
 	r := &records{err: errors.New("table gone")}
 	wiretest.WantError(t, newHandlerWith(&fakeEC2{}, &fakeSSM{}, r).Handle, "inventory-preview", contract.ErrStateStore)
+}
+
+func TestInventoryMetrics(t *testing.T) {
+	e := &fakeEC2{instances: []ec2types.Instance{
+		instance("i-online-1", ec2types.InstanceStateNameRunning),
+		instance("i-online-2", ec2types.InstanceStateNameRunning),
+		instance("i-stopped", ec2types.InstanceStateNameStopped),
+		instance("i-stopping", ec2types.InstanceStateNameStopping),
+		instance("i-pending", ec2types.InstanceStateNamePending),
+		instance("i-lost", ec2types.InstanceStateNameRunning),
+		instance("i-no-agent", ec2types.InstanceStateNameRunning),
+	}}
+	s := &fakeSSM{ping: map[string]ssmtypes.PingStatus{"i-online-1": ssmtypes.PingStatusOnline,
+		"i-online-2": ssmtypes.PingStatusOnline, "i-lost": ssmtypes.PingStatusConnectionLost}}
+	in := contract.TargetInput{RunID: "2026-12-patch", WaveID: "canary", Account: "222222222222", Region: "us-east-1"}
+	var buf bytes.Buffer
+	h := newHandler(e, s)
+	h.Metrics = emf.New(&buf, "ec2patch-test", nil)
+	if _, err := h.Handle(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	got := metricSums(t, buf.Bytes(), map[string]string{contract.DimRunID: in.RunID, contract.DimWaveID: in.WaveID,
+		contract.DimAccount: in.Account, contract.DimEnvironment: "ec2patch-test"})
+	want := map[string]float64{contract.MetricInstancesTargeted: 2,
+		contract.MetricInstancesSkipped + "/" + contract.SkipReasonStopped:   3,
+		contract.MetricInstancesSkipped + "/" + contract.SkipReasonUnmanaged: 2}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("metrics %v, want %v", got, want)
+	}
+
+	// A preview and a target a re-run finds done count nothing.
+	buf.Reset()
+	preview := in
+	preview.Preview = true
+	if _, err := h.Handle(context.Background(), preview); err != nil {
+		t.Fatal(err)
+	}
+	done := newHandlerWith(e, s, &records{targets: map[store.TargetKey]store.Target{canaryKey: {Status: contract.StatusSucceeded}}})
+	done.Metrics = h.Metrics
+	if _, err := done.Handle(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	if buf.Len() != 0 {
+		t.Errorf("preview or re-run wrote metrics: %s", buf.String())
+	}
+}
+
+func TestSkipReasonDimension(t *testing.T) {
+	for reason, want := range map[string]string{
+		contract.ReasonStopped + " (stopped)":                contract.SkipReasonStopped,
+		contract.ReasonUnmanaged + " (ping status Inactive)": contract.SkipReasonUnmanaged,
+		contract.ReasonUnmanaged:                             contract.SkipReasonUnmanaged,
+		"something new":                                      "Other",
+	} {
+		if got := SkipReason(reason); got != want {
+			t.Errorf("SkipReason(%q) = %s, want %s", reason, got, want)
+		}
+	}
+}
+
+// metricSums checks that every line the handler wrote is valid EMF with
+// the run, wave and account it is about, and sums each metric by name (and
+// by name/Reason for a line with a Reason).
+func metricSums(t *testing.T, out []byte, dims map[string]string) map[string]float64 {
+	t.Helper()
+	sums := map[string]float64{}
+	for _, line := range bytes.Split(bytes.TrimSpace(out), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		if err := emf.Validate(line); err != nil {
+			t.Errorf("invalid EMF line %s: %v", line, err)
+		}
+		var doc struct {
+			AWS struct {
+				CloudWatchMetrics []struct{ Metrics []struct{ Name string } }
+			} `json:"_aws"`
+		}
+		var values map[string]any
+		if json.Unmarshal(line, &doc) != nil || json.Unmarshal(line, &values) != nil {
+			t.Fatalf("not JSON: %s", line)
+		}
+		for k, v := range dims {
+			if values[k] != v {
+				t.Errorf("line %s: %s = %v, want %s", line, k, values[k], v)
+			}
+		}
+		for _, d := range doc.AWS.CloudWatchMetrics {
+			for _, m := range d.Metrics {
+				name := m.Name
+				if r, ok := values[contract.DimReason].(string); ok {
+					name += "/" + r
+				}
+				v, _ := values[m.Name].(float64)
+				sums[name] += v
+			}
+		}
+	}
+	return sums
 }

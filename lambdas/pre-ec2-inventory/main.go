@@ -35,6 +35,7 @@ func main() {
 		table:      env.String(contract.EnvTable),
 		ttlDays:    env.PositiveInt(contract.EnvRecordTTLDays),
 	}
+	metrics := env.Metrics()
 	cfg := awsx.Setup(contract.PreEC2Inventory.Dir, env)
 	sess := spoke.NewSession(cfg, sts.NewFromConfig(cfg), c.roleName, c.externalID)
 	st := store.New(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil)
@@ -44,6 +45,7 @@ func main() {
 		Records:  st,
 		Previews: st,
 		Log:      logx.New(os.Stdout),
+		Metrics:  metrics,
 	}
 	lambda.StartHandlerFunc(h.Handle)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/ec2patch/ec2patch/internal/contract"
 	"github.com/ec2patch/ec2patch/lambdas/internal/awsx"
@@ -32,6 +33,7 @@ func main() {
 	c.table = env.String(contract.EnvTable)
 	c.bucket = env.String(contract.EnvBucket)
 	c.ttlDays = env.PositiveInt(contract.EnvRecordTTLDays)
+	topicARN, environment := env.String(contract.EnvTopicARN), env.String(contract.EnvEnvironment)
 	if err := env.Err(); err != nil {
 		awsx.Exit(contract.PrepareRun.Dir, err)
 	}
@@ -49,6 +51,7 @@ func main() {
 		S3:       awsx.NewS3(cfg),
 		Runs:     store.New(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil),
 		Log:      logx.New(os.Stdout),
+		Announce: &Announcer{SNS: sns.NewFromConfig(cfg), TopicARN: topicARN, Environment: environment, Bucket: c.bucket},
 	}
 	lambda.StartHandlerFunc(h.Handle)
 }

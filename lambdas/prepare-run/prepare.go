@@ -32,6 +32,9 @@ type Handler struct {
 	S3       objectPutter
 	Runs     runStarter
 	Log      *slog.Logger
+	// Announce tells the notification topic that the run started; nil
+	// tells nobody (see notify.go).
+	Announce *Announcer
 }
 
 // Handle is the Lambda entry point.
@@ -48,6 +51,9 @@ func (h *Handler) Handle(ctx context.Context, req contract.PrepareRequest) (cont
 }
 
 func (h *Handler) prepare(ctx context.Context, req contract.PrepareRequest) (contract.PrepareResult, error) {
+	if out, skip := notPatchDay(req.Input); skip {
+		return out, nil // before any write: this firing is not a run
+	}
 	run, err := contract.Normalize(req.Input, h.Defaults, h.Plan, req.ExecutionName, req.StartTime)
 	if err != nil {
 		var invalid *contract.ValidationError
@@ -70,5 +76,6 @@ func (h *Handler) prepare(ctx context.Context, req contract.PrepareRequest) (con
 	if err := h.Runs.StartRun(ctx, run); err != nil {
 		return contract.PrepareResult{}, err
 	}
+	h.announce(ctx, run)
 	return contract.PrepareResult{Run: run, Cursor: contract.Cursor{Index: 0}}, nil
 }

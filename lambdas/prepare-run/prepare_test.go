@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -75,4 +76,42 @@ func TestPrepareInvalidInputListsEveryProblem(t *testing.T) {
 func TestPrepareManifestWriteFailure(t *testing.T) {
 	b := &bucket{err: errors.New("no such bucket")}
 	wiretest.WantError(t, newHandler(b, &runs{}).Handle, "prepare", contract.ErrStateStore)
+}
+
+func TestPrepareSkipsAFiringOffThePatchDay(t *testing.T) {
+	b, r := &bucket{objects: map[string]string{}}, &runs{}
+	out, err := wiretest.Invoke(t, newHandler(b, r).Handle, "prepare-not-patch-day")
+	if err != nil {
+		t.Fatalf("unexpected error %s: %v", wiretest.ErrorType(err), err)
+	}
+	var res contract.PrepareResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	want := "2026-12-02 is not Patch Tuesday + 1 (next: 2026-12-09 03:00 America/New_York)"
+	if res.NotPatchDay != want || res.Run.RunID != "monthly-20261202T0300" || res.Run.Campaign != "monthly" {
+		t.Errorf("result %s\nwant notPatchDay %q and runId monthly-20261202T0300", out, want)
+	}
+	if len(b.objects) != 0 || len(r.started) != 0 {
+		t.Errorf("a skipped firing wrote %v and started %v", b.objects, r.started)
+	}
+}
+
+func TestPrepareStartsTheRunOnThePatchDay(t *testing.T) {
+	b, r := &bucket{objects: map[string]string{}}, &runs{}
+	out, err := wiretest.Invoke(t, newHandler(b, r).Handle, "prepare-patch-day")
+	if err != nil {
+		t.Fatalf("unexpected error %s: %v", wiretest.ErrorType(err), err)
+	}
+	var res contract.PrepareResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.NotPatchDay != "" || res.Run.RunID != "monthly-20261209T0300" || res.Run.WaveCount != 1 ||
+		res.Run.ScheduledTime != "2026-12-09T08:00:00Z" {
+		t.Errorf("result %s", out)
+	}
+	if _, ok := b.objects["hub-bucket/runs/monthly-20261209T0300/targets/wave1-critical.json"]; !ok || len(r.started) != 1 {
+		t.Errorf("the run day wrote %v and started %v", b.objects, r.started)
+	}
 }

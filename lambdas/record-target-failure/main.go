@@ -23,10 +23,12 @@ type config struct {
 func main() {
 	env := &awsx.Env{}
 	c := config{table: env.String(contract.EnvTable), ttlDays: env.PositiveInt(contract.EnvRecordTTLDays)}
+	metrics := env.Metrics()
 	cfg := awsx.Setup(contract.RecordTargetFailure.Dir, env)
 	h := &Handler{
 		Results: store.New(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil),
 		Log:     logx.New(os.Stdout),
+		Metrics: metrics,
 	}
 	lambda.StartHandlerFunc(h.Handle)
 }

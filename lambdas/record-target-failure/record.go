@@ -7,19 +7,24 @@ import (
 	"strings"
 
 	"github.com/ec2patch/ec2patch/internal/contract"
+	"github.com/ec2patch/ec2patch/internal/emf"
 	"github.com/ec2patch/ec2patch/lambdas/internal/fault"
 	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
 	"github.com/ec2patch/ec2patch/lambdas/internal/store"
 )
 
+// resultWriter records the target's result and its instances' ledger
+// rows, unless the record belongs to another execution.
 type resultWriter interface {
-	PutTargetUnlessOwned(ctx context.Context, k store.TargetKey, r contract.TargetResult, owner string) (bool, error)
+	FinishTargetUnlessOwned(ctx context.Context, k store.TargetKey, r contract.TargetResult, operation, owner string) (contract.TargetResult, bool, error)
 }
 
 // Handler records a failed target.
 type Handler struct {
 	Results resultWriter
 	Log     *slog.Logger
+	// Metrics receives PatchFailures; nil writes none.
+	Metrics logx.Metrics
 }
 
 // ReasonNotVerified is the reason of a patchable instance of a failed target.
@@ -32,13 +37,14 @@ const maxReason = 1000
 // error goes back to the state machine: a target must never vanish. A
 // record holding commands that another execution sent is not overwritten.
 func (h *Handler) Handle(ctx context.Context, in contract.TargetState) (contract.TargetSummary, error) {
-	log := logx.For(ctx, h.Log, logx.Scope{RunID: in.RunID, WaveID: in.WaveID, Account: in.Account, Region: in.Region})
-	r := failure(in)
+	scope := logx.Scope{RunID: in.RunID, WaveID: in.WaveID, Account: in.Account, Region: in.Region}
 	if in.Command != nil {
-		log = log.With("commandId", in.Command.CommandIDs)
+		scope.CommandID = logx.Commands(in.Command.CommandIDs)
 	}
+	log := logx.For(ctx, h.Log, scope)
+	r := failure(in)
 	key := store.TargetKey{RunID: in.RunID, WaveID: in.WaveID, Account: in.Account, Region: in.Region}
-	written, err := h.Results.PutTargetUnlessOwned(ctx, key, r, in.ExecutionID)
+	r, written, err := h.Results.FinishTargetUnlessOwned(ctx, key, r, operation(in.TargetInput), in.ExecutionID)
 	if err != nil {
 		err = fault.Boundary(err)
 		logx.Failed(log, err)
@@ -51,8 +57,26 @@ func (h *Handler) Handle(ctx context.Context, in contract.TargetState) (contract
 			"reason", r.Reason)
 	} else {
 		log.Warn("target failed", "reason", r.Reason, "counts", r.Counts)
+		logx.Emit(log, h.Metrics, emf.Dimensions{contract.DimRunID: in.RunID, contract.DimWaveID: in.WaveID, contract.DimAccount: in.Account},
+			[]string{contract.DimWaveID}, emf.Metric{Name: contract.MetricPatchFailures, Value: float64(Failures(r)), Unit: emf.Count})
 	}
 	return contract.TargetSummary{Account: r.Account, Region: r.Region, Status: r.Status, Reason: r.Reason, Counts: r.Counts}, nil
+}
+
+// Failures counts the instances of a failed target that did not succeed:
+// at least 1, for a target that failed before its instances were known
+// (its role could not be assumed), so the failure shows in the metric.
+func Failures(r contract.TargetResult) int {
+	return max(1, r.Counts.Failed+r.Counts.TimedOut)
+}
+
+// operation is what the target's commands ran (or would have): a dry run
+// only scans.
+func operation(in contract.TargetInput) string {
+	if in.DryRun || in.Operation == contract.OperationScan {
+		return contract.OperationScan
+	}
+	return contract.OperationInstall
 }
 
 // failure builds the FAILED result of a target from its state.

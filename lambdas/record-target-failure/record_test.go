@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
 	"testing"
 
 	"github.com/ec2patch/ec2patch/internal/contract"
+	"github.com/ec2patch/ec2patch/internal/emf"
 	"github.com/ec2patch/ec2patch/lambdas/internal/fault"
 	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
 	"github.com/ec2patch/ec2patch/lambdas/internal/store"
@@ -50,15 +53,15 @@ type results struct {
 	err      error
 }
 
-func (r *results) PutTargetUnlessOwned(_ context.Context, _ store.TargetKey, res contract.TargetResult, owner string) (bool, error) {
+func (r *results) FinishTargetUnlessOwned(_ context.Context, _ store.TargetKey, res contract.TargetResult, _, owner string) (contract.TargetResult, bool, error) {
 	if r.err != nil {
-		return false, &fault.StoreFailure{Op: "write target record", Err: r.err}
+		return res, false, &fault.StoreFailure{Op: "write target record", Err: r.err}
 	}
 	if r.commands && r.owner != owner {
-		return false, nil
+		return res, false, nil
 	}
 	r.put = append(r.put, res)
-	return true, nil
+	return res, true, nil
 }
 
 func TestRecordFailureWire(t *testing.T) {
@@ -97,4 +100,83 @@ func TestRecordFailureLeavesAnotherExecutionsCommands(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestRecordFailureMetrics(t *testing.T) {
+	cases := []struct {
+		name  string
+		state contract.TargetState
+		want  float64
+	}{
+		{"role not assumed: no instance known", contract.TargetState{}, 1},
+		{"failed after the inventory", contract.TargetState{Inventory: &contract.InventoryResult{
+			InstanceIDs: []string{"i-1", "i-2", "i-3"},
+			Skipped:     []contract.InstanceResult{{InstanceID: "i-4", Status: contract.InstanceSkipped, Reason: contract.ReasonStopped}}}}, 3},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := c.state
+			in.RunID, in.WaveID, in.Account, in.Region = "2026-12-patch", "wave2", "333333333333", "us-east-1"
+			var buf bytes.Buffer
+			h := &Handler{Results: &results{}, Log: logx.New(io.Discard), Metrics: emf.New(&buf, "ec2patch-test", nil)}
+			if _, err := h.Handle(context.Background(), in); err != nil {
+				t.Fatal(err)
+			}
+			got := metricSums(t, buf.Bytes(), map[string]string{contract.DimRunID: in.RunID, contract.DimWaveID: in.WaveID,
+				contract.DimAccount: in.Account})
+			if !reflect.DeepEqual(got, map[string]float64{contract.MetricPatchFailures: c.want}) {
+				t.Errorf("metrics %v, want PatchFailures %v", got, c.want)
+			}
+		})
+	}
+	// A record left to another execution counts nothing here.
+	var buf bytes.Buffer
+	h := &Handler{Results: &results{owner: "exec-b", commands: true}, Log: logx.New(io.Discard), Metrics: emf.New(&buf, "e", nil)}
+	if _, err := h.Handle(context.Background(), contract.TargetState{TargetInput: contract.TargetInput{ExecutionID: "exec-a"}}); err != nil {
+		t.Fatal(err)
+	}
+	if buf.Len() != 0 {
+		t.Errorf("metrics written for a record left alone: %s", buf.String())
+	}
+}
+
+// metricSums checks that every line the handler wrote is valid EMF with
+// the run, wave and account it is about, and sums each metric by name (and
+// by name/Reason for a line with a Reason).
+func metricSums(t *testing.T, out []byte, dims map[string]string) map[string]float64 {
+	t.Helper()
+	sums := map[string]float64{}
+	for _, line := range bytes.Split(bytes.TrimSpace(out), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		if err := emf.Validate(line); err != nil {
+			t.Errorf("invalid EMF line %s: %v", line, err)
+		}
+		var doc struct {
+			AWS struct {
+				CloudWatchMetrics []struct{ Metrics []struct{ Name string } }
+			} `json:"_aws"`
+		}
+		var values map[string]any
+		if json.Unmarshal(line, &doc) != nil || json.Unmarshal(line, &values) != nil {
+			t.Fatalf("not JSON: %s", line)
+		}
+		for k, v := range dims {
+			if values[k] != v {
+				t.Errorf("line %s: %s = %v, want %s", line, k, values[k], v)
+			}
+		}
+		for _, d := range doc.AWS.CloudWatchMetrics {
+			for _, m := range d.Metrics {
+				name := m.Name
+				if r, ok := values[contract.DimReason].(string); ok {
+					name += "/" + r
+				}
+				v, _ := values[m.Name].(float64)
+				sums[name] += v
+			}
+		}
+	}
+	return sums
 }

@@ -38,7 +38,7 @@ func main() {
 		ttlDays:     env.PositiveInt(contract.EnvRecordTTLDays),
 	}
 	cfg := awsx.Setup(contract.SendApprovalRequest.Dir, env)
-	st := store.New(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil)
+	st := store.NewApprovals(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil)
 	h := &Handler{
 		Keys:        &approval.Keys{Secrets: secretsmanager.NewFromConfig(cfg), SecretID: c.secretARN},
 		Approvals:   st,

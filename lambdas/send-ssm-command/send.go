@@ -61,7 +61,10 @@ func (h *Handler) Handle(ctx context.Context, in contract.TargetState) (contract
 		logx.Failed(log, err)
 		return contract.SendResult{}, err
 	}
-	log.Info("commands ready", "commandId", out.CommandIDs, "reused", out.Reused)
+	// The scope had no command before the send; this line names them.
+	log = logx.For(ctx, h.Log, logx.Scope{RunID: in.RunID, WaveID: in.WaveID, Account: in.Account, Region: in.Region,
+		CommandID: logx.Commands(out.CommandIDs)})
+	log.Info("commands ready", "reused", out.Reused)
 	return out, nil
 }
 
@@ -106,7 +109,8 @@ func (h *Handler) send(ctx context.Context, log *slog.Logger, in contract.Target
 		if err := h.Recorder.AppendCommand(ctx, key, id); err != nil {
 			return contract.SendResult{}, err
 		}
-		log.Info("command sent", "commandId", id, "instances", len(batch))
+		logx.For(ctx, h.Log, logx.Scope{RunID: in.RunID, WaveID: in.WaveID, Account: in.Account, Region: in.Region,
+			CommandID: id}).Info("command sent", "instances", len(batch))
 		out.CommandIDs = append(out.CommandIDs, id)
 	}
 	return out, nil

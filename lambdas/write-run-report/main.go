@@ -17,19 +17,23 @@ import (
 )
 
 type config struct {
-	table    string
-	bucket   string
-	topicARN string
-	ttlDays  int
+	table       string
+	bucket      string
+	topicARN    string
+	environment string
+	ttlDays     int
 }
 
 func main() {
 	env := &awsx.Env{}
 	c := config{table: env.String(contract.EnvTable), bucket: env.String(contract.EnvBucket),
-		topicARN: env.String(contract.EnvTopicARN), ttlDays: env.PositiveInt(contract.EnvRecordTTLDays)}
+		topicARN: env.String(contract.EnvTopicARN), environment: env.String(contract.EnvEnvironment),
+		ttlDays: env.PositiveInt(contract.EnvRecordTTLDays)}
+	metrics := env.Metrics()
 	cfg := awsx.Setup(contract.WriteRunReport.Dir, env)
 	st := store.New(dynamodb.NewFromConfig(cfg), c.table, c.ttlDays, nil)
 	h := &Handler{Records: st, Runs: st, S3: awsx.NewS3(cfg), Bucket: c.bucket,
-		SNS: sns.NewFromConfig(cfg), TopicARN: c.topicARN, Log: logx.New(os.Stdout)}
+		SNS: sns.NewFromConfig(cfg), TopicARN: c.topicARN, Environment: c.environment, Log: logx.New(os.Stdout),
+		Metrics: metrics}
 	lambda.StartHandlerFunc(h.Handle)
 }

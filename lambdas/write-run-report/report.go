@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/ec2patch/ec2patch/internal/contract"
+	"github.com/ec2patch/ec2patch/internal/emf"
 	"github.com/ec2patch/ec2patch/lambdas/internal/fault"
 	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
 	"github.com/ec2patch/ec2patch/lambdas/internal/store"
@@ -45,7 +46,12 @@ type Handler struct {
 	// SNS publishes the run's notification to TopicARN.
 	SNS      publisher
 	TopicARN string
-	Log      *slog.Logger
+	// Environment (the hub's name prefix) names the run's hub in the
+	// notification.
+	Environment string
+	Log         *slog.Logger
+	// Metrics receives RunsCompleted; nil writes none.
+	Metrics logx.Metrics
 	// Now is time.Now when nil.
 	Now func() time.Time
 }
@@ -59,7 +65,9 @@ func (h *Handler) Handle(ctx context.Context, req contract.ReportRequest) (contr
 		logx.Failed(log, err)
 		return contract.ReportSummary{}, err
 	}
-	log.Info("run reported", "status", sum.Status, "totals", sum.Totals, "reportUri", sum.ReportURI)
+	log.Info("run reported", "status", sum.Status, "totals", sum.Totals, "reportUri", sum.ReportURI, "csvUri", sum.CSVURI)
+	logx.Emit(log, h.Metrics, emf.Dimensions{contract.DimStatus: sum.Status}, []string{contract.DimStatus},
+		emf.Metric{Name: contract.MetricRunsCompleted, Value: 1, Unit: emf.Count})
 	return sum, nil
 }
 
@@ -95,7 +103,7 @@ func (h *Handler) write(ctx context.Context, req contract.ReportRequest) (contra
 	}
 	// Last, so a retry after a failed publish rewrites the same report
 	// rather than announcing one that was not written.
-	subject, body := Notification(rep, sum)
+	subject, body := Notification(h.Environment, rep, sum)
 	if _, err := h.SNS.Publish(ctx, &sns.PublishInput{TopicArn: aws.String(h.TopicARN),
 		Subject: aws.String(subject), Message: aws.String(body)}); err != nil {
 		return contract.ReportSummary{}, fmt.Errorf("publish the run notification: %w", err)
@@ -107,9 +115,16 @@ func (h *Handler) write(ctx context.Context, req contract.ReportRequest) (contra
 const maxSubject = 100
 
 // Notification is the short message that tells operators how the run ended
-// and why, with its totals and where the report is.
-func Notification(rep contract.Report, sum contract.ReportSummary) (subject, body string) {
-	subject = fmt.Sprintf("ec2patch %s: %s", rep.RunID, rep.Status)
+// and why, with its totals and where the report is. The subject reads like
+// the wave notifications': "ec2patch ec2patch-dev run 2026-12-patch:
+// FAILED (14 patched, 1 failed)".
+func Notification(environment string, rep contract.Report, sum contract.ReportSummary) (subject, body string) {
+	done, verb := rep.Totals.Patched, "patched"
+	if rep.Totals.Scanned > 0 && rep.Totals.Patched == 0 {
+		done, verb = rep.Totals.Scanned, "scanned"
+	}
+	subject = fmt.Sprintf("ec2patch %s run %s: %s (%d %s, %d failed)", environment, rep.RunID, rep.Status,
+		done, verb, rep.Totals.Failed+rep.Totals.TimedOut)
 	if len(subject) > maxSubject {
 		subject = subject[:maxSubject]
 	}

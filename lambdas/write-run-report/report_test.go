@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/ec2patch/ec2patch/internal/contract"
+	"github.com/ec2patch/ec2patch/internal/emf"
 	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
 	"github.com/ec2patch/ec2patch/lambdas/internal/store"
 	"github.com/ec2patch/ec2patch/lambdas/internal/wiretest"
@@ -81,7 +83,8 @@ func newHandler(rr store.RunRecords) (*Handler, *fakeRuns, bucket) {
 func newHandlerTopic(rr store.RunRecords) (*Handler, *fakeRuns, bucket, *topic) {
 	runs, b, tp := &fakeRuns{}, bucket{}, &topic{}
 	return &Handler{Records: fakeRecords{rr}, Runs: runs, S3: b, Bucket: "hub-reports",
-		SNS: tp, TopicARN: "arn:aws:sns:eu-central-1:123456789012:ec2patch-dev-notifications", Log: logx.New(io.Discard),
+		SNS: tp, TopicARN: "arn:aws:sns:eu-central-1:123456789012:ec2patch-dev-notifications", Environment: "ec2patch-dev",
+		Log: logx.New(io.Discard),
 		Now: func() time.Time { return time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC) }}, runs, b, tp
 }
 
@@ -250,7 +253,7 @@ func TestNotificationOfAnAbortedRun(t *testing.T) {
 	if len(tp.published) != 1 {
 		t.Fatalf("%d notifications, want 1", len(tp.published))
 	}
-	if got := *tp.published[0].Subject; got != "ec2patch 2026-12-patch: ABORTED" {
+	if got := *tp.published[0].Subject; got != "ec2patch ec2patch-dev run 2026-12-patch: ABORTED (2 patched, 1 failed)" {
 		t.Errorf("subject %q", got)
 	}
 	wiretest.MatchFile(t, "report-aborted.notification.txt", []byte(*tp.published[0].Message))
@@ -258,7 +261,7 @@ func TestNotificationOfAnAbortedRun(t *testing.T) {
 
 func TestNotificationSubjectIsCut(t *testing.T) {
 	rep := contract.Report{RunID: strings.Repeat("r", 120), Status: contract.StatusSucceeded}
-	if subject, body := Notification(rep, contract.ReportSummary{}); len(subject) != maxSubject || !strings.Contains(body, "every wave succeeded") {
+	if subject, body := Notification("ec2patch-dev", rep, contract.ReportSummary{}); len(subject) != maxSubject || !strings.Contains(body, "every wave succeeded") {
 		t.Errorf("subject of %d chars, body %q", len(subject), body)
 	}
 }
@@ -279,5 +282,26 @@ func TestRejectionReason(t *testing.T) {
 		if got := rejectionReason(tc.reason, tc.d, 3600); got != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestRunsCompletedMetric(t *testing.T) {
+	h, _, _, _ := newHandlerTopic(records())
+	var buf bytes.Buffer
+	h.Metrics = emf.New(&buf, "ec2patch-dev", nil)
+	wiretest.Golden(t, h.Handle, "report-aborted")
+	line := bytes.TrimSpace(buf.Bytes())
+	if err := emf.Validate(line); err != nil {
+		t.Fatalf("%s: %v", line, err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(line, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc[contract.MetricRunsCompleted] != 1.0 || doc[contract.DimStatus] != contract.StatusAborted {
+		t.Errorf("metric line %s: want RunsCompleted 1 with Status ABORTED", line)
+	}
+	if bytes.Count(buf.Bytes(), []byte("\n")) != 1 {
+		t.Errorf("%d metric lines, want 1", bytes.Count(buf.Bytes(), []byte("\n")))
 	}
 }

@@ -380,6 +380,9 @@ func (h *Harness) deployHub(ctx context.Context) error {
 	if template, err = busRefsToNames(template); err != nil {
 		return err
 	}
+	if template, err = dropGetAttsOfSkipped(template); err != nil {
+		return err
+	}
 	outputs, err := deployStack(ctx, cfn, h.Templates.HubStackName, template)
 	if err != nil {
 		return fmt.Errorf("emulator: hub: %w", err)

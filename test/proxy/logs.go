@@ -3,15 +3,26 @@ package proxy
 import (
 	"bytes"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 )
 
 // logSink collects every worker's output, one prefixed line at a time, so
 // a failing test can print what the handlers logged.
 type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	tee io.Writer
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	lines []LogLine
+	tee   io.Writer
+}
+
+// LogLine is one line a handler process wrote on stdout or stderr: what
+// CloudWatch Logs would receive, EMF metric lines included.
+type LogLine struct {
+	// Function is the function's name (contract.Function.Name).
+	Function string
+	Text     string
 }
 
 func (s *logSink) line(prefix, text string) {
@@ -19,9 +30,24 @@ func (s *logSink) line(prefix, text string) {
 	defer s.mu.Unlock()
 	l := "[" + prefix + "] " + text + "\n"
 	s.buf.WriteString(l)
+	fn, _, _ := strings.Cut(prefix, "/") // the prefix is <function>/<worker>
+	s.lines = append(s.lines, LogLine{Function: fn, Text: text})
 	if s.tee != nil {
 		_, _ = io.WriteString(s.tee, l)
 	}
+}
+
+// since returns the lines from index mark on.
+func (s *logSink) since(mark int) []LogLine {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.lines[min(mark, len(s.lines)):])
+}
+
+func (s *logSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.lines)
 }
 
 func (s *logSink) String() string {

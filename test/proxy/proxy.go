@@ -191,6 +191,13 @@ func (p *Proxy) Mark() int { return p.rec.len() }
 // Logs returns everything the workers wrote.
 func (p *Proxy) Logs() string { return p.logs.String() }
 
+// LogMark is the number of handler output lines so far: pass it to
+// LogLines to read what a run wrote.
+func (p *Proxy) LogMark() int { return p.logs.count() }
+
+// LogLines returns every line the handler processes wrote since mark.
+func (p *Proxy) LogLines(mark int) []LogLine { return p.logs.since(mark) }
+
 // ResetSSM forgets the simulated commands (not the instances).
 func (p *Proxy) ResetSSM() { p.ssm.resetCommands() }
 

@@ -14,6 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/ec2patch/ec2patch/internal/contract"
+	"github.com/ec2patch/ec2patch/internal/emf"
 )
 
 // Env reads environment variables and collects every problem, so a
@@ -82,6 +85,15 @@ func (e *Env) Err() error {
 		return nil
 	}
 	return errors.New(strings.Join(e.problems, "; "))
+}
+
+// Metrics returns the handler's metric writer: EMF lines on stdout, which
+// the function's log group turns into metrics, with the Environment
+// dimension from contract.EnvEnvironment (a required variable, so a
+// function deployed without it fails at cold start rather than publishing
+// metrics no alarm reads).
+func (e *Env) Metrics() *emf.Writer {
+	return emf.New(os.Stdout, e.String(contract.EnvEnvironment), nil)
 }
 
 // Exit reports a configuration error on stderr and exits 1. Only a main

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/ec2patch/ec2patch/internal/contract"
 )
 
 func TestEnvNamesEveryProblem(t *testing.T) {
@@ -36,5 +38,19 @@ func TestS3PathStyleOnlyWithACustomEndpoint(t *testing.T) {
 	}
 	if !NewS3(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String("http://127.0.0.1:5000")}).Options().UsePathStyle {
 		t.Error("virtual-host style with a custom endpoint")
+	}
+}
+
+func TestMetricsNeedsTheEnvironment(t *testing.T) {
+	env := &Env{Lookup: func(string) (string, bool) { return "", false }}
+	if env.Metrics() == nil {
+		t.Fatal("no writer")
+	}
+	if err := env.Err(); err == nil || !strings.Contains(err.Error(), contract.EnvEnvironment) {
+		t.Errorf("Err = %v, want the missing %s named", err, contract.EnvEnvironment)
+	}
+	env = &Env{Lookup: func(k string) (string, bool) { return "ec2patch-dev", k == contract.EnvEnvironment }}
+	if env.Metrics(); env.Err() != nil {
+		t.Errorf("Err = %v with the environment set", env.Err())
 	}
 }

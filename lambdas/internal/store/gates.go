@@ -21,6 +21,9 @@ const (
 	KindPreview  = "PREVIEW"  // RUN#<runId> / PREVIEW#<waveId>#<account>#<region>
 	KindDecision = "DECISION" // RUN#<runId> / APPROVAL#<waveId>: the decision the report shows
 	KindApproval = "APPROVAL" // APPROVAL#<approvalId> / APPROVAL: token and state of one gate
+	// KindPending is PENDING_APPROVAL / <approvalId>: runId, waveId,
+	// createdAt, linkExpiresAt; present while the gate waits.
+	KindPending = "PENDING_APPROVAL"
 )
 
 // States of an approval record. A decision moves it from PENDING exactly
@@ -134,13 +137,52 @@ type Approval struct {
 	Status    string
 	// LinkExpiresAt is when the links stop working (the task's timeout).
 	LinkExpiresAt time.Time
+	// CreatedAt is when the gate was requested; set by Approval.
+	CreatedAt time.Time
 	// Decision is set once the gate was decided (or a late decision came).
 	Decision *contract.ApprovalDecision
 }
 
-// PutApproval records a new PENDING gate. It is kept for the record
-// retention after its links expire.
-func (s *Store) PutApproval(ctx context.Context, a Approval) error {
+// ApprovalDB is the part of the DynamoDB API the approval gates use: the
+// run records' calls, plus DeleteItem for the pending-approval rows.
+type ApprovalDB interface {
+	DB
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+}
+
+var _ ApprovalDB = (*dynamodb.Client)(nil)
+
+// Approvals reads and writes the approval gates' records and keeps the
+// pending-approval partition (contract.PendingApprovalPK) in step with
+// them: a row per gate waiting for a decision, so the reconciler counts
+// the gates and their age with one Query. It is apart from Store because
+// it needs DeleteItem; the run records' methods come with it.
+type Approvals struct {
+	*Store
+	db ApprovalDB
+}
+
+// NewApprovals returns Approvals on table, like New.
+func NewApprovals(db ApprovalDB, table string, ttlDays int, now func() time.Time) *Approvals {
+	return &Approvals{Store: New(db, table, ttlDays, now), db: db}
+}
+
+// PendingApproval is one gate waiting for a decision.
+type PendingApproval struct {
+	ApprovalID    string
+	RunID         string
+	WaveID        string
+	CreatedAt     time.Time
+	LinkExpiresAt time.Time
+}
+
+// pendingGrace is how long after its links expire a pending row is kept
+// by DynamoDB's TTL, should no reconciler delete it first.
+const pendingGrace = 24 * time.Hour
+
+// PutApproval records a new PENDING gate, then its pending-approval row.
+// The gate is kept for the record retention after its links expire.
+func (s *Approvals) PutApproval(ctx context.Context, a Approval) error {
 	now := s.now().UTC()
 	item := key(contract.ApprovalPK(a.ID), contract.SKApproval)
 	item["kind"], item["approvalId"], item["taskToken"] = str(KindApproval), str(a.ID), str(a.TaskToken)
@@ -157,12 +199,78 @@ func (s *Store) PutApproval(ctx context.Context, a Approval) error {
 	if err != nil {
 		return &fault.StoreFailure{Op: "write approval record of wave " + a.WaveID, Err: err}
 	}
+	return s.putPending(ctx, PendingApproval{ApprovalID: a.ID, RunID: a.RunID, WaveID: a.WaveID,
+		CreatedAt: now, LinkExpiresAt: a.LinkExpiresAt})
+}
+
+func (s *Approvals) putPending(ctx context.Context, p PendingApproval) error {
+	item := key(contract.PendingApprovalPK, p.ApprovalID)
+	item["kind"], item["approvalId"] = str(KindPending), str(p.ApprovalID)
+	item["runId"], item["waveId"] = str(p.RunID), str(p.WaveID)
+	item["createdAt"] = str(p.CreatedAt.UTC().Format(time.RFC3339))
+	item["linkExpiresAt"] = num(strconv.FormatInt(p.LinkExpiresAt.Unix(), 10))
+	item["updatedAt"] = str(s.now().UTC().Format(time.RFC3339))
+	item[contract.AttrTTL] = num(strconv.FormatInt(p.LinkExpiresAt.Add(pendingGrace).Unix(), 10))
+	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {
+		return &fault.StoreFailure{Op: "write pending-approval row of wave " + p.WaveID, Err: err}
+	}
 	return nil
+}
+
+// PendingApprovals lists every gate waiting for a decision, in approval ID
+// order (callers compare CreatedAt for the oldest).
+func (s *Approvals) PendingApprovals(ctx context.Context) ([]PendingApproval, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": contract.AttrPK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(contract.PendingApprovalPK)},
+	}
+	out := []PendingApproval{}
+	for {
+		page, err := s.db.Query(ctx, in)
+		if err != nil {
+			return nil, &fault.StoreFailure{Op: "query pending approvals", Err: err}
+		}
+		for _, item := range page.Items {
+			p := PendingApproval{ApprovalID: getS(item, "approvalId"), RunID: getS(item, "runId"), WaveID: getS(item, "waveId")}
+			if p.CreatedAt, err = time.Parse(time.RFC3339, getS(item, "createdAt")); err != nil {
+				return nil, &fault.StoreFailure{Op: "decode pending-approval row " + getS(item, contract.AttrSK), Err: err}
+			}
+			p.LinkExpiresAt = epoch(item, "linkExpiresAt")
+			out = append(out, p)
+		}
+		if len(page.LastEvaluatedKey) == 0 {
+			return out, nil
+		}
+		in.ExclusiveStartKey = page.LastEvaluatedKey
+	}
+}
+
+// ForgetPending deletes a gate's pending-approval row. Deleting a row that
+// is gone is not an error.
+func (s *Approvals) ForgetPending(ctx context.Context, approvalID string) error {
+	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: aws.String(s.table),
+		Key:       key(contract.PendingApprovalPK, approvalID),
+	})
+	if err != nil {
+		return &fault.StoreFailure{Op: "delete pending-approval row " + approvalID, Err: err}
+	}
+	return nil
+}
+
+func epoch(item map[string]types.AttributeValue, name string) time.Time {
+	if n, ok := item[name].(*types.AttributeValueMemberN); ok {
+		sec, _ := strconv.ParseInt(n.Value, 10, 64)
+		return time.Unix(sec, 0).UTC()
+	}
+	return time.Time{}
 }
 
 // Approval reads one gate's record, strongly consistent. ok is false when
 // there is none.
-func (s *Store) Approval(ctx context.Context, id string) (a Approval, ok bool, err error) {
+func (s *Approvals) Approval(ctx context.Context, id string) (a Approval, ok bool, err error) {
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(s.table),
 		Key:            key(contract.ApprovalPK(id), contract.SKApproval),
@@ -177,10 +285,8 @@ func (s *Store) Approval(ctx context.Context, id string) (a Approval, ok bool, e
 	item := out.Item
 	a = Approval{ID: id, TaskToken: getS(item, "taskToken"), RunID: getS(item, "runId"),
 		WaveID: getS(item, "waveId"), Status: getS(item, "status")}
-	if n, ok := item["linkExpiresAt"].(*types.AttributeValueMemberN); ok {
-		sec, _ := strconv.ParseInt(n.Value, 10, 64)
-		a.LinkExpiresAt = time.Unix(sec, 0).UTC()
-	}
+	a.LinkExpiresAt = epoch(item, "linkExpiresAt")
+	a.CreatedAt, _ = time.Parse(time.RFC3339, getS(item, "createdAt"))
 	if d := getS(item, "decision"); d != "" {
 		a.Decision = &contract.ApprovalDecision{ApprovalID: id, WaveID: a.WaveID, Decision: d,
 			Approver: getS(item, "decidedBy"), SourceIP: getS(item, "sourceIp"), DecidedAt: getS(item, "decidedAt")}
@@ -191,7 +297,11 @@ func (s *Store) Approval(ctx context.Context, id string) (a Approval, ok bool, e
 // DecideApproval moves a PENDING gate to APPROVED or REJECTED with who
 // decided, when and from where. decided is false when the gate was not
 // PENDING any more (a replayed or concurrent decision): nothing changed.
-func (s *Store) DecideApproval(ctx context.Context, d contract.ApprovalDecision) (decided bool, err error) {
+// A decided gate leaves the pending-approval partition; if that delete
+// fails the decision still stands (it is what the orchestrator is told),
+// and the reconciler drops the row when its links expire, so the gauge
+// over-counts for a while rather than the approver seeing an error.
+func (s *Approvals) DecideApproval(ctx context.Context, d contract.ApprovalDecision) (decided bool, err error) {
 	status := ApprovalRejected
 	if d.Decision == contract.DecisionApprove {
 		status = ApprovalApproved
@@ -213,14 +323,16 @@ func (s *Store) DecideApproval(ctx context.Context, d contract.ApprovalDecision)
 	if err != nil {
 		return false, &fault.StoreFailure{Op: "record approval decision", Err: err}
 	}
+	_ = s.ForgetPending(ctx, d.ApprovalID)
 	return true, nil
 }
 
 // UndoDecision moves a gate that DecideApproval moved to from back: to
 // PENDING, forgetting the decision, when Step Functions could not be told
 // (the approver may try again); to EXPIRED, keeping who tried, when the
-// task had already timed out.
-func (s *Store) UndoDecision(ctx context.Context, id, from, to string) error {
+// task had already timed out. Back to PENDING, the gate is listed as
+// pending again.
+func (s *Approvals) UndoDecision(ctx context.Context, id, from, to string) error {
 	update := "SET #status = :to, #updatedAt = :now"
 	names := map[string]string{"#status": "status", "#updatedAt": "updatedAt"}
 	if to == ApprovalPending {
@@ -236,10 +348,18 @@ func (s *Store) UndoDecision(ctx context.Context, id, from, to string) error {
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: map[string]types.AttributeValue{":to": str(to), ":from": str(from), ":now": str(now)},
 	})
-	if err != nil && !conditionFailed(err) {
+	if conditionFailed(err) || (err == nil && to != ApprovalPending) {
+		return nil
+	}
+	if err != nil {
 		return &fault.StoreFailure{Op: "reset approval record to " + to, Err: err}
 	}
-	return nil
+	a, ok, err := s.Approval(ctx, id)
+	if err != nil || !ok {
+		return err
+	}
+	return s.putPending(ctx, PendingApproval{ApprovalID: id, RunID: a.RunID, WaveID: a.WaveID,
+		CreatedAt: a.CreatedAt, LinkExpiresAt: a.LinkExpiresAt})
 }
 
 // PutRunDecision records a gate's decision in the run's partition, where

@@ -2,12 +2,14 @@ package store
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 
@@ -91,14 +93,127 @@ func TestPreviewsRoundTrip(t *testing.T) {
 	}
 }
 
+// approvalDB adds DeleteItem to memDB, and records the deletes.
+type approvalDB struct {
+	*memDB
+	deletes []string
+	// deleteFail fails every DeleteItem.
+	deleteFail error
+}
+
+func (m *approvalDB) DeleteItem(_ context.Context, in *dynamodb.DeleteItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	if m.deleteFail != nil {
+		return nil, m.deleteFail
+	}
+	k := keyOf(in.Key)
+	m.deletes = append(m.deletes, k[0]+"/"+k[1])
+	delete(m.items, k)
+	return &dynamodb.DeleteItemOutput{}, nil
+}
+
+func newApprovals(db *approvalDB) *Approvals {
+	return NewApprovals(db, "state", 90, func() time.Time { return fixed })
+}
+
+func pendingIDs(t *testing.T, s *Approvals) []string {
+	t.Helper()
+	list, err := s.PendingApprovals(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{}
+	for _, p := range list {
+		ids = append(ids, p.ApprovalID)
+	}
+	return ids
+}
+
+func TestPendingApprovalRows(t *testing.T) {
+	db := &approvalDB{memDB: newMemDB()}
+	s := newApprovals(db)
+	ctx := context.Background()
+	// Three gates: more than one page of the fake's Query.
+	for i, id := range []string{"a1", "a2", "a3"} {
+		a := Approval{ID: id, TaskToken: "token-" + id, RunID: "run", WaveID: "w" + id, LinkExpiresAt: fixed.Add(time.Duration(i+1) * time.Hour)}
+		if err := s.PutApproval(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := s.PendingApprovals(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := PendingApproval{ApprovalID: "a2", RunID: "run", WaveID: "wa2", CreatedAt: fixed, LinkExpiresAt: fixed.Add(2 * time.Hour)}
+	if len(list) != 3 || !reflect.DeepEqual(list[1], want) {
+		t.Errorf("PendingApprovals = %+v, want three with %+v second", list, want)
+	}
+	row := db.items[[2]string{contract.PendingApprovalPK, "a1"}]
+	// DynamoDB's TTL removes a row a day after its links expire, should no
+	// reconciler delete it first.
+	if exp := row[contract.AttrTTL].(*types.AttributeValueMemberN).Value; exp != "1796209200" {
+		t.Errorf("pending row expiresAt = %s, want link expiry + 1 day", exp)
+	}
+
+	d := contract.ApprovalDecision{ApprovalID: "a1", WaveID: "wa1", Decision: contract.DecisionReject,
+		Approver: "bob", SourceIP: "203.0.113.9", DecidedAt: "2026-12-01T10:30:00Z"}
+	if decided, err := s.DecideApproval(ctx, d); err != nil || !decided {
+		t.Fatalf("DecideApproval = %v, %v", decided, err)
+	}
+	if got := pendingIDs(t, s); !reflect.DeepEqual(got, []string{"a2", "a3"}) {
+		t.Errorf("after deciding a1: pending %v", got)
+	}
+	// The orchestrator could not be told: the gate is pending again, with
+	// its first request time (its age goes on).
+	if err := s.UndoDecision(ctx, "a1", ApprovalRejected, ApprovalPending); err != nil {
+		t.Fatal(err)
+	}
+	list, _ = s.PendingApprovals(ctx)
+	if len(list) != 3 || list[0].ApprovalID != "a1" || !list[0].CreatedAt.Equal(fixed) || !list[0].LinkExpiresAt.Equal(fixed.Add(time.Hour)) {
+		t.Errorf("after reopening a1: %+v", list)
+	}
+	// A late decision marked expired does not come back.
+	if _, err := s.DecideApproval(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UndoDecision(ctx, "a1", ApprovalRejected, ApprovalExpired); err != nil {
+		t.Fatal(err)
+	}
+	if got := pendingIDs(t, s); !reflect.DeepEqual(got, []string{"a2", "a3"}) {
+		t.Errorf("after expiring a1: pending %v", got)
+	}
+	if err := s.ForgetPending(ctx, "a3"); err != nil {
+		t.Fatal(err)
+	}
+	if got := pendingIDs(t, s); !reflect.DeepEqual(got, []string{"a2"}) {
+		t.Errorf("after forgetting a3: pending %v", got)
+	}
+
+	// A replayed decision deletes nothing.
+	n := len(db.deletes)
+	db.fail = conditionalFailure()
+	if decided, _ := s.DecideApproval(ctx, contract.ApprovalDecision{ApprovalID: "a2", Decision: contract.DecisionApprove}); decided || len(db.deletes) != n {
+		t.Errorf("replayed decision: decided %v, deletes %v", decided, db.deletes[n:])
+	}
+	db.fail = nil
+	// A failed delete leaves the decision standing.
+	db.deleteFail = errors.New("throttled")
+	if decided, err := s.DecideApproval(ctx, contract.ApprovalDecision{ApprovalID: "a2", Decision: contract.DecisionApprove}); err != nil || !decided {
+		t.Errorf("DecideApproval with a failing delete = %v, %v, want decided", decided, err)
+	}
+	if err := s.ForgetPending(ctx, "a2"); err == nil {
+		t.Error("ForgetPending hid a failed delete")
+	}
+}
+
 func TestApprovalRecords(t *testing.T) {
-	db := newMemDB()
-	s := newStore(db)
+	db := &approvalDB{memDB: newMemDB()}
+	s := newApprovals(db)
 	ctx := context.Background()
 	a := Approval{ID: "abc", TaskToken: "token", RunID: "run", WaveID: "w2", LinkExpiresAt: fixed.Add(time.Hour)}
 	if err := s.PutApproval(ctx, a); err != nil {
 		t.Fatal(err)
 	}
+	a.CreatedAt = fixed
 	item := db.items[[2]string{"APPROVAL#abc", "APPROVAL"}]
 	// Kept for the record retention (90 days) after the links expire.
 	if exp := item[contract.AttrTTL].(*types.AttributeValueMemberN).Value; exp != "1803898800" {

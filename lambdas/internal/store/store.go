@@ -35,6 +35,12 @@
 // Targets waiting for their commands have the partition WAITING, and each
 // of their commands a lookup record of its own (see Waits in waits.go).
 //
+// The instance ledger keeps one row per instance per recorded target
+// result, in the instance's own partition (see FinishTarget):
+//
+//	pk INSTANCE#<account>#<region>#<instanceId>, sk LEDGER#<at>#<runId>
+//	                                   LEDGER  the fields of contract.LedgerEntry
+//
 // Every record also has updatedAt (RFC 3339) and expiresAt (epoch seconds).
 // The JSON attributes hold exactly the contract's types, so readers decode
 // what writers encoded without a second schema.
@@ -44,7 +50,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -76,6 +84,7 @@ type DB interface {
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 }
 
 var _ DB = (*dynamodb.Client)(nil)
@@ -86,6 +95,9 @@ type Store struct {
 	table string
 	ttl   time.Duration
 	now   func() time.Time
+	// sleep waits between retries of unprocessed ledger rows; tests
+	// replace it.
+	sleep func(ctx context.Context, d time.Duration) error
 }
 
 // New returns a Store on table whose records expire ttlDays after their
@@ -94,7 +106,7 @@ func New(db DB, table string, ttlDays int, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{db: db, table: table, ttl: time.Duration(ttlDays) * 24 * time.Hour, now: now}
+	return &Store{db: db, table: table, ttl: time.Duration(ttlDays) * 24 * time.Hour, now: now, sleep: sleepCtx}
 }
 
 // TargetKey names one target's record.
@@ -456,4 +468,196 @@ func decodeWave(item map[string]types.AttributeValue) (WaveRecord, error) {
 		}
 	}
 	return w, nil
+}
+
+// KindLedger is an instance ledger row.
+const KindLedger = "LEDGER"
+
+// maxBatchWrite is BatchWriteItem's limit on items per call.
+const maxBatchWrite = 25
+
+// ledgerAttempts bounds the BatchWriteItem calls for one chunk of ledger
+// rows: DynamoDB returns the items it could not write (throttled) as
+// unprocessed, to be sent again after a pause.
+const ledgerAttempts = 8
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// FinishTarget records a target's final result, replacing its record, and
+// writes one ledger row per instance. It returns the result as recorded,
+// with its StartedAt and FinishedAt.
+func (s *Store) FinishTarget(ctx context.Context, k TargetKey, r contract.TargetResult, operation string) (contract.TargetResult, error) {
+	r, err := s.stampResult(ctx, k, r)
+	if err != nil {
+		return r, err
+	}
+	if err := s.PutTarget(ctx, k, r); err != nil {
+		return r, err
+	}
+	return r, s.PutLedger(ctx, k.RunID, k.WaveID, r, operation)
+}
+
+// FinishTargetUnlessOwned is FinishTarget with PutTargetUnlessOwned's
+// condition: when the record belongs to another execution, neither the
+// record nor the ledger is written, and written is false.
+func (s *Store) FinishTargetUnlessOwned(ctx context.Context, k TargetKey, r contract.TargetResult, operation, owner string) (contract.TargetResult, bool, error) {
+	r, err := s.stampResult(ctx, k, r)
+	if err != nil {
+		return r, false, err
+	}
+	written, err := s.PutTargetUnlessOwned(ctx, k, r, owner)
+	if err != nil || !written {
+		return r, written, err
+	}
+	return r, true, s.PutLedger(ctx, k.RunID, k.WaveID, r, operation)
+}
+
+// stampResult sets the result's times. A record that already holds the
+// same result (a retry, or a re-run that failed the same way) keeps its
+// times, so the ledger rows written again land on the same keys instead of
+// duplicating. Otherwise the target started when its send was claimed (or,
+// with no send, now) and finished now.
+func (s *Store) stampResult(ctx context.Context, k TargetKey, r contract.TargetResult) (contract.TargetResult, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.table),
+		Key:            key(contract.RunPK(k.RunID), contract.TargetSK(k.WaveID, k.Account, k.Region)),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return r, &fault.StoreFailure{Op: "read target record " + k.Account + "/" + k.Region, Err: err}
+	}
+	if old, err := decodeTarget(out.Item); err == nil && old.Result != nil && old.Result.FinishedAt != "" && sameResult(*old.Result, r) {
+		r.StartedAt, r.FinishedAt = old.Result.StartedAt, old.Result.FinishedAt
+		return r, nil
+	}
+	now := s.now().UTC()
+	r.FinishedAt, r.StartedAt = now.Format(time.RFC3339), now.Format(time.RFC3339)
+	if n, ok := out.Item["claimedAt"].(*types.AttributeValueMemberN); ok {
+		if sec, err := strconv.ParseInt(n.Value, 10, 64); err == nil && sec <= now.Unix() {
+			r.StartedAt = time.Unix(sec, 0).UTC().Format(time.RFC3339)
+		}
+	}
+	return r, nil
+}
+
+// sameResult compares two results without their times.
+func sameResult(a, b contract.TargetResult) bool {
+	a.StartedAt, a.FinishedAt, b.StartedAt, b.FinishedAt = "", "", "", ""
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}
+
+// LedgerEntries are the ledger rows of a recorded result: one per instance,
+// at the result's FinishedAt. An instance without its own command ID takes
+// the target's (all of them when the target sent several).
+func LedgerEntries(runID, waveID string, r contract.TargetResult, operation string) []contract.LedgerEntry {
+	targetCommand := r.CommandID
+	if len(r.CommandIDs) > 1 {
+		targetCommand = strings.Join(r.CommandIDs, " ")
+	}
+	out := make([]contract.LedgerEntry, 0, len(r.Instances))
+	for _, in := range r.Instances {
+		if in.InstanceID == "" {
+			continue
+		}
+		e := contract.LedgerEntry{Account: r.Account, Region: r.Region, InstanceID: in.InstanceID, RunID: runID,
+			WaveID: waveID, Status: in.Status, Reason: in.Reason, CommandID: in.CommandID, Operation: operation,
+			At: r.FinishedAt}
+		if e.CommandID == "" && in.Status != contract.InstanceSkipped {
+			e.CommandID = targetCommand
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// PutLedger writes the ledger rows of a recorded result with
+// BatchWriteItem, 25 at a time, sending unprocessed rows again with
+// backoff. Rows that still cannot be written fail the call: the handler
+// is retried, and rewriting a row is harmless (same key, same content).
+func (s *Store) PutLedger(ctx context.Context, runID, waveID string, r contract.TargetResult, operation string) error {
+	if r.FinishedAt == "" {
+		return fmt.Errorf("ledger of %s/%s: the result has no FinishedAt", r.Account, r.Region)
+	}
+	now, exp := s.stamp()
+	var requests []types.WriteRequest
+	for _, e := range LedgerEntries(runID, waveID, r, operation) {
+		item, err := attributevalue.MarshalMapWithOptions(e, func(o *attributevalue.EncoderOptions) { o.TagKey = "json" })
+		if err != nil {
+			return fmt.Errorf("encode ledger row of %s: %w", e.InstanceID, err)
+		}
+		for k, v := range key(contract.LedgerPK(e.Account, e.Region, e.InstanceID), contract.LedgerSK(e.At, runID)) {
+			item[k] = v
+		}
+		item["kind"], item["updatedAt"], item[contract.AttrTTL] = str(KindLedger), str(now), num(exp)
+		requests = append(requests, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
+	}
+	for chunk := range slices.Chunk(requests, maxBatchWrite) {
+		if err := s.batchWrite(ctx, chunk); err != nil {
+			return &fault.StoreFailure{Op: fmt.Sprintf("write ledger rows of %s/%s", r.Account, r.Region), Err: err}
+		}
+	}
+	return nil
+}
+
+func (s *Store) batchWrite(ctx context.Context, requests []types.WriteRequest) error {
+	pending := requests
+	for attempt := 0; ; attempt++ {
+		out, err := s.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
+			RequestItems: map[string][]types.WriteRequest{s.table: pending}})
+		if err != nil {
+			return err
+		}
+		pending = out.UnprocessedItems[s.table]
+		if len(pending) == 0 {
+			return nil
+		}
+		if attempt+1 == ledgerAttempts {
+			return fmt.Errorf("%d of %d rows still unprocessed after %d attempts", len(pending), len(requests), ledgerAttempts)
+		}
+		backoff := min(50*time.Millisecond<<attempt, 2*time.Second)
+		if err := s.sleep(ctx, backoff); err != nil {
+			return err
+		}
+	}
+}
+
+// InstanceHistory answers "when was this instance last patched, and with
+// what result": its newest ledger rows first, at most limit of them (every
+// row when limit is 0), with one Query.
+func (s *Store) InstanceHistory(ctx context.Context, account, region, instanceID string, limit int) ([]contract.LedgerEntry, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                aws.String(s.table),
+		KeyConditionExpression:   aws.String("#pk = :pk AND begins_with(#sk, :prefix)"),
+		ExpressionAttributeNames: map[string]string{"#pk": contract.AttrPK, "#sk": contract.AttrSK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": str(contract.LedgerPK(account, region, instanceID)), ":prefix": str(contract.LedgerSKPrefix)},
+		ScanIndexForward: aws.Bool(false),
+	}
+	if limit > 0 {
+		in.Limit = aws.Int32(int32(min(limit, 1000)))
+	}
+	out, err := s.db.Query(ctx, in)
+	if err != nil {
+		return nil, &fault.StoreFailure{Op: "query ledger of " + instanceID, Err: err}
+	}
+	entries := make([]contract.LedgerEntry, 0, len(out.Items))
+	for _, item := range out.Items {
+		var e contract.LedgerEntry
+		if err := attributevalue.UnmarshalMapWithOptions(item, &e, func(o *attributevalue.DecoderOptions) { o.TagKey = "json" }); err != nil {
+			return nil, &fault.StoreFailure{Op: "decode ledger row " + getS(item, contract.AttrSK), Err: err}
+		}
+		entries = append(entries, e)
+	}
+	return entries, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -23,6 +24,31 @@ type memDB struct {
 	updates []*dynamodb.UpdateItemInput
 	queries int
 	fail    error
+	// batches records every BatchWriteItem call's item count; unprocessed
+	// holds back that many items of each call (throttling).
+	batches     []int
+	unprocessed int
+}
+
+func (m *memDB) BatchWriteItem(_ context.Context, in *dynamodb.BatchWriteItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	if m.fail != nil {
+		return nil, m.fail
+	}
+	out := &dynamodb.BatchWriteItemOutput{UnprocessedItems: map[string][]types.WriteRequest{}}
+	for table, reqs := range in.RequestItems {
+		if len(reqs) > 25 {
+			return nil, errors.New("ValidationException: too many items in one BatchWriteItem")
+		}
+		m.batches = append(m.batches, len(reqs))
+		held := min(m.unprocessed, len(reqs))
+		for _, r := range reqs[:len(reqs)-held] {
+			m.items[keyOf(r.PutRequest.Item)] = r.PutRequest.Item
+		}
+		if held > 0 {
+			out.UnprocessedItems[table] = reqs[len(reqs)-held:]
+		}
+	}
+	return out, nil
 }
 
 func newMemDB() *memDB { return &memDB{items: map[[2]string]map[string]types.AttributeValue{}} }
@@ -65,6 +91,18 @@ func (m *memDB) Query(_ context.Context, in *dynamodb.QueryInput, _ ...func(*dyn
 		}
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i][1] < keys[j][1] })
+	if in.ScanIndexForward != nil && !*in.ScanIndexForward {
+		// Newest first, one page of Limit items: what the ledger asks.
+		slices.Reverse(keys)
+		if in.Limit != nil && int(*in.Limit) < len(keys) {
+			keys = keys[:*in.Limit]
+		}
+		out := &dynamodb.QueryOutput{}
+		for _, k := range keys {
+			out.Items = append(out.Items, m.items[k])
+		}
+		return out, nil
+	}
 	start := 0
 	if in.ExclusiveStartKey != nil {
 		last := keyOf(in.ExclusiveStartKey)

@@ -1,7 +1,9 @@
 // Command demo runs a whole patch campaign on the emulator: it starts moto
 // and the test proxy, deploys ec2patch, seeds a scenario fleet, runs a plan,
 // shows the run's progress from the execution history, and prints the run
-// report next to the counts the fleet should produce.
+// report next to the counts the fleet should produce. It ends with where the
+// report went (its S3 URIs), the instance ledger's answer to "when was this
+// instance last patched" for two instances, and a summary table per wave.
 //
 //	go run ./test/cmd/demo -fleet test/fleets/demo.json -report demo-report.json
 //
@@ -122,7 +124,99 @@ func run(ctx context.Context, out io.Writer, fleetFile, planFile, reportFile str
 		}
 		return 1, nil
 	}
+	if res.Summary != nil && res.Report != nil {
+		fmt.Fprintln(out)
+		printWhere(out, res.Summary, h.Outputs[contract.OutputTableName])
+		if err := printLedger(ctx, out, h, res.Report); err != nil {
+			return 2, err
+		}
+		printSummary(out, res.Report)
+	}
 	return 0, nil
+}
+
+// printWhere says where the run's record went.
+func printWhere(out io.Writer, sum *contract.ReportSummary, table string) {
+	fmt.Fprintln(out, "where the run's record went:")
+	fmt.Fprintf(out, "  report (JSON)  %s\n", sum.ReportURI)
+	fmt.Fprintf(out, "  report (CSV)   %s\n", sum.CSVURI)
+	fmt.Fprintf(out, "  ledger         DynamoDB table %s, one row per instance: pk %s, sk %s<time>#<runId>\n\n",
+		table, contract.LedgerPK("<account>", "<region>", "<instanceId>"), contract.LedgerSKPrefix)
+}
+
+// historian answers "when was this instance last patched".
+type historian interface {
+	InstanceHistory(ctx context.Context, account, region, instanceID string, limit int) ([]contract.LedgerEntry, error)
+}
+
+// printLedger asks the ledger, with one Query each, about two instances of
+// the report: the first patched (or scanned) one and the first that was
+// not.
+func printLedger(ctx context.Context, out io.Writer, h historian, r *contract.Report) error {
+	type pick struct{ account, region, id string }
+	var good, bad *pick
+	for _, w := range r.Waves {
+		for _, t := range w.Targets {
+			for _, in := range t.Instances {
+				p := &pick{t.Account, t.Region, in.InstanceID}
+				switch in.Status {
+				case contract.InstancePatched, contract.InstanceScanned:
+					if good == nil {
+						good = p
+					}
+				default:
+					if bad == nil {
+						bad = p
+					}
+				}
+			}
+		}
+	}
+	fmt.Fprintln(out, "last patched, from the ledger (one Query per instance, newest row first):")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "INSTANCE\tACCOUNT\tREGION\tSTATUS\tAT\tRUN\tWAVE\tCOMMAND\tREASON")
+	for _, p := range []*pick{good, bad} {
+		if p == nil {
+			continue
+		}
+		hist, err := h.InstanceHistory(ctx, p.account, p.region, p.id, 1)
+		if err != nil {
+			return err
+		}
+		if len(hist) == 0 {
+			fmt.Fprintf(tw, "%s\t%s\t%s\tno ledger row\t\t\t\t\t\n", p.id, p.account, p.region)
+			continue
+		}
+		e := hist[0]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.InstanceID, e.Account, e.Region, e.Status, e.At,
+			e.RunID, e.WaveID, orDash(e.CommandID), orDash(e.Reason))
+	}
+	tw.Flush()
+	fmt.Fprintln(out)
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// printSummary is the run in one table: each wave's status and instance
+// counts (patched counts scanned instances too in a dry run).
+func printSummary(out io.Writer, r *contract.Report) {
+	fmt.Fprintf(out, "summary of run %s:\n", r.RunID)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "WAVE\tSTATUS\tPATCHED\tFAILED\tTIMED OUT\tSKIPPED\t")
+	row := func(name, status string, c contract.Counts) {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t\n", name, status, c.Patched+c.Scanned, c.Failed, c.TimedOut, c.Skipped)
+	}
+	for _, w := range r.Waves {
+		row(w.WaveID, w.Status, w.Counts)
+	}
+	row("TOTAL", r.Status, r.Totals)
+	tw.Flush()
 }
 
 // printAnswers says how each approval gate was answered.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 
@@ -59,5 +60,40 @@ func TestPrintUnstartedSaysWhetherCallsReachedTheWave(t *testing.T) {
 		!strings.Contains(got, "wave wave3 NOT_STARTED (accounts 444444444444): 1 SendCommand and 0 other calls reached") ||
 		strings.Contains(got, "wave wave1") {
 		t.Errorf("printUnstarted:\n%s", got)
+	}
+}
+
+type ledger map[string][]contract.LedgerEntry
+
+func (l ledger) InstanceHistory(_ context.Context, account, region, id string, limit int) ([]contract.LedgerEntry, error) {
+	rows := l[contract.LedgerPK(account, region, id)]
+	return rows[:min(limit, len(rows))], nil
+}
+
+func TestTheDemoEndsWithWhereTheRecordWentTheLedgerAndASummary(t *testing.T) {
+	r, _ := sampleReport()
+	r.Waves[0].Targets[0].Instances = []contract.InstanceResult{{InstanceID: "i-good", Status: contract.InstancePatched},
+		{InstanceID: "i-bad", Status: contract.InstanceFailed, Reason: "command Failed"}}
+	l := ledger{
+		contract.LedgerPK("222222222222", "us-east-1", "i-good"): {{InstanceID: "i-good", Account: "222222222222", Region: "us-east-1",
+			Status: contract.InstancePatched, RunID: "r1", WaveID: "w1", CommandID: "cmd-1", At: "2026-12-09T10:20:00Z"}},
+		contract.LedgerPK("222222222222", "us-east-1", "i-bad"): {{InstanceID: "i-bad", Account: "222222222222", Region: "us-east-1",
+			Status: contract.InstanceFailed, Reason: "command Failed", RunID: "r1", WaveID: "w1", CommandID: "cmd-1", At: "2026-12-09T10:20:00Z"}},
+	}
+	var out bytes.Buffer
+	printWhere(&out, &contract.ReportSummary{ReportURI: "s3://b/reports/r1/report.json", CSVURI: "s3://b/reports/r1/report.csv"}, "state")
+	if err := printLedger(context.Background(), &out, l, r); err != nil {
+		t.Fatal(err)
+	}
+	printSummary(&out, r)
+	got := out.String()
+	for _, want := range []string{"s3://b/reports/r1/report.json", "s3://b/reports/r1/report.csv", "INSTANCE#<account>#<region>#<instanceId>",
+		"i-good    222222222222  us-east-1  PATCHED  2026-12-09T10:20:00Z  r1   w1    cmd-1    -",
+		"i-bad     222222222222  us-east-1  FAILED   2026-12-09T10:20:00Z  r1   w1    cmd-1    command Failed",
+		"WAVE   STATUS  PATCHED  FAILED  TIMED OUT  SKIPPED", "w1     FAILED  3        0       0          1",
+		"TOTAL  FAILED  3        0       0          1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ec2patch/ec2patch/internal/contract"
-	"github.com/ec2patch/ec2patch/lambdas/internal/emf"
+	"github.com/ec2patch/ec2patch/internal/emf"
 )
 
 func TestPutWritesOneValidLine(t *testing.T) {

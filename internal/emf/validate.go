@@ -55,7 +55,7 @@ func validateDirective(doc map[string]any, d any) error {
 	}
 	sets, ok := dir["Dimensions"].([]any)
 	if !ok {
-		return fmt.Errorf("Dimensions must be an array of arrays")
+		return fmt.Errorf("dimensions must be an array of arrays")
 	}
 	for _, s := range sets {
 		names, ok := s.([]any)
@@ -71,7 +71,7 @@ func validateDirective(doc map[string]any, d any) error {
 	}
 	metrics, ok := dir["Metrics"].([]any)
 	if !ok || len(metrics) == 0 || len(metrics) > 100 {
-		return fmt.Errorf("Metrics must list 1 to 100 metrics")
+		return fmt.Errorf("metrics must list 1 to 100 metrics")
 	}
 	for _, m := range metrics {
 		def, ok := m.(map[string]any)
