@@ -53,15 +53,18 @@ build-host:
 	  CGO_ENABLED=0 $(GO) build -tags lambda.norpc -o build/host/$$fn ./lambdas/$$fn || exit 1; \
 	done
 
-## synth: the hub and spoke templates for ENV (default dev) into cdk.out/.
+## synth: the hub and spoke templates for ENV (default dev) into cdk.out/, then the next
+## run times of each campaign schedule.
 synth: build $(NODE_BIN)/.stamp
 	$(NODE_BIN)/cdk synth --quiet -c env=$(ENV) -o $(CDK_OUT)
 	@ls -1 $(CDK_OUT)/*.template.json
+	@$(GO) run ./infra/cmd/nextruns -env $(ENV)
 
 ## test: everything CI runs: vet, unit, CDK, template linters and the emulator.
 test: tools build-host
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...
+	$(MAKE) fuzz
 	$(MAKE) lint-templates
 
 ## lint-templates: cfn-lint on every synthesized template of every environment.
@@ -71,6 +74,47 @@ lint-templates: build $(NODE_BIN)/.stamp $(VENV)/.stamp
 	  $(VENV)/bin/cfn-lint -i W3005 -- build/cdk.out.$$env/*.template.json || exit 1; \
 	  echo "cfn-lint: $$env templates clean"; \
 	done
+
+## fuzz: every fuzz target for FUZZTIME each. A failing input lands in the
+## package's testdata/fuzz, where `go test` replays it from then on: keep it.
+FUZZTIME ?= 15s
+.PHONY: fuzz
+fuzz:
+	@grep -r --include='*_test.go' -o '^func Fuzz[A-Za-z0-9_]*' internal lambdas constructs infra test | sort -u | \
+	while IFS=: read -r file fn; do \
+	  fn=$${fn#func }; pkg=./$$(dirname $$file); \
+	  echo "fuzz: $$fn in $$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
+## lint-checkov: checkov (CloudFormation checks) on the templates that
+## lint-templates synthesized. Not in test yet. checkov pins boto3 and
+## networkx far below moto's and cfn-lint's, so it has a venv of its own.
+CHECKOV_VENV := build/checkov-venv
+.PHONY: lint-checkov
+$(CHECKOV_VENV)/.stamp: test/requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r test/requirements-checkov.txt
+	touch $@
+
+lint-checkov: $(CHECKOV_VENV)/.stamp
+	@rc=0; for env in $(basename $(notdir $(wildcard params/*.json))); do \
+	  ls build/cdk.out.$$env/*.template.json >/dev/null 2>&1 || { echo "no templates for $$env: run make lint-templates"; exit 1; }; \
+	  if $(CHECKOV_VENV)/bin/checkov --framework cloudformation --compact --quiet --skip-download \
+	    -f build/cdk.out.$$env/*.template.json; then echo "checkov: $$env templates clean"; else rc=1; fi; \
+	done; exit $$rc
+
+## lint-go: golangci-lint (pinned, built from the Go module proxy) with .golangci.yml.
+## Not in test yet.
+GOLANGCI_VERSION := v2.15.0
+GOLANGCI := build/bin/golangci-lint
+.PHONY: lint-go
+$(GOLANGCI)-$(GOLANGCI_VERSION):
+	GOBIN=$(CURDIR)/build/bin $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+	touch $@
+
+lint-go: $(GOLANGCI)-$(GOLANGCI_VERSION)
+	$(GOLANGCI) run ./...
 
 ## demo: a whole campaign on the emulator; FLEET, PLAN and REPORT select files.
 demo: tools build-host
