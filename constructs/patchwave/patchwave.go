@@ -128,6 +128,17 @@ func (b *builder) retry(task sfn.TaskStateBase) {
 		MaxAttempts:    jsii.Number(4),
 		JitterStrategy: sfn.JitterType_FULL,
 	})
+	// A crashed handler is retried too: a retry re-reads what the crashed
+	// attempt recorded (SendSsmCommand reuses the commands it sent), so it
+	// never acts twice. Two attempts: a handler that keeps crashing is a
+	// bug, not an outage.
+	task.AddRetry(&sfn.RetryProps{
+		Errors:         jsii.Strings(contract.LambdaCrashErrors()...),
+		Interval:       b.props.RetryInterval,
+		BackoffRate:    jsii.Number(2),
+		MaxAttempts:    jsii.Number(2),
+		JitterStrategy: sfn.JitterType_FULL,
+	})
 }
 
 func at(path string) *string { return sfn.JsonPath_StringAt(jsii.String(path)) }

@@ -228,7 +228,7 @@ func parameterKeys(state map[string]any) []string {
 func TestOrchestratorDefinition(t *testing.T) {
 	t.Run("orchestrator ASL matches the golden file", func(t *testing.T) {
 		if *update {
-			if err := os.WriteFile(goldenFile, append(shared.asl, '\n'), 0o644); err != nil {
+			if err := os.WriteFile(goldenFile, append(shared.asl, '\n'), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -244,7 +244,7 @@ func TestOrchestratorDefinition(t *testing.T) {
 	t.Run("definition passes asl-validator", func(t *testing.T) {
 		validator := aslValidator(t)
 		file := filepath.Join(t.TempDir(), "orchestrator.asl.json")
-		if err := os.WriteFile(file, shared.asl, 0o644); err != nil {
+		if err := os.WriteFile(file, shared.asl, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		out, err := exec.Command(validator, "--json-path", file).CombinedOutput()
@@ -665,9 +665,9 @@ func TestGates(t *testing.T) {
 			t.Errorf("%s = %v", contract.StateHaltedByAlarm, halted)
 		}
 		// Every wave starts with a clear check, so EvaluateWave always has one.
-		clear := state(t, contract.StateSelectWave)["Parameters"].(map[string]any)["alarms"]
-		if !reflect.DeepEqual(clear, map[string]any{"firing": false, "alarms": []any{}}) {
-			t.Errorf("SelectWave alarms = %v, want a clear AlarmCheck", clear)
+		clearCheck := state(t, contract.StateSelectWave)["Parameters"].(map[string]any)["alarms"]
+		if !reflect.DeepEqual(clearCheck, map[string]any{"firing": false, "alarms": []any{}}) {
+			t.Errorf("SelectWave alarms = %v, want a clear AlarmCheck", clearCheck)
 		}
 		if got := state(t, contract.StateEvaluateWave)["Parameters"].(map[string]any)["alarms.$"]; got != contract.PathAlarms {
 			t.Errorf("EvaluateWave alarms = %v, want %s", got, contract.PathAlarms)

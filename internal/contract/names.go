@@ -69,7 +69,7 @@ const (
 	EnvEnvironment    = "EC2PATCH_ENVIRONMENT"     // hub name prefix: the Environment dimension of every metric
 	EnvCommandTimeout = "EC2PATCH_COMMAND_TIMEOUT" // seconds an SSM command may run (executionTimeout)
 	EnvApprovalURL    = "EC2PATCH_APPROVAL_URL"    // base URL of the approval API; links are <url>/<approvalId>?...
-	EnvSigningSecret  = "EC2PATCH_SIGNING_SECRET"  // ARN of the Secrets Manager secret that signs approval links
+	EnvSigningSecret  = "EC2PATCH_SIGNING_SECRET"  //nolint:gosec // G101 on the word SECRET: this variable holds the ARN of the Secrets Manager secret that signs approval links, not a credential
 )
 
 // Defaults of the spoke side.
@@ -170,6 +170,13 @@ func LambdaServiceErrors() []string {
 	return []string{"Lambda.ServiceException", "Lambda.AWSLambdaException",
 		"Lambda.SdkClientException", "Lambda.TooManyRequestsException"}
 }
+
+// LambdaCrashErrors are the errors Step Functions reports when a function's
+// process dies before it returns (Runtime.ExitError) or ends without an
+// error type (Lambda.Unknown: out of memory, a crash). Every handler is
+// idempotent (it re-reads its records before acting), so every Task
+// retries them, a few times.
+func LambdaCrashErrors() []string { return []string{"Runtime.ExitError", "Lambda.Unknown"} }
 
 // CloudFormation output keys of the hub stack, read by operators and by the
 // emulator harness.

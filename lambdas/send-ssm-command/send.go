@@ -68,7 +68,7 @@ func (h *Handler) Handle(ctx context.Context, in contract.TargetState) (contract
 	return out, nil
 }
 
-func (h *Handler) send(ctx context.Context, log *slog.Logger, in contract.TargetState) (contract.SendResult, error) {
+func (h *Handler) send(ctx context.Context, _ *slog.Logger, in contract.TargetState) (contract.SendResult, error) {
 	key := store.TargetKey{RunID: in.RunID, WaveID: in.WaveID, Account: in.Account, Region: in.Region}
 	if in.ExecutionID == "" {
 		return contract.SendResult{}, fmt.Errorf("target %s/%s has no executionId to claim it with", in.Account, in.Region)
@@ -84,6 +84,13 @@ func (h *Handler) send(ctx context.Context, log *slog.Logger, in contract.Target
 		if err != nil {
 			return contract.SendResult{}, err
 		}
+		if len(rec.CommandIDs) > 0 && rec.Owner == in.ExecutionID && in.Inventory != nil &&
+			len(rec.CommandIDs) < batches(len(in.Inventory.InstanceIDs)) {
+			// A Retry of this execution's send after it died between two
+			// batches: the same input makes the same batches, so the
+			// recorded ones are the first ones. Send the rest.
+			return h.sendBatches(ctx, in, key, rec.CommandIDs)
+		}
 		if len(rec.CommandIDs) > 0 {
 			// A Retry of this task, a re-run of the run, or a concurrent
 			// execution: the commands are out already. Sending again
@@ -94,12 +101,23 @@ func (h *Handler) send(ctx context.Context, log *slog.Logger, in contract.Target
 			"target %s/%s is claimed by another execution of run %s, which is sending its commands now",
 			in.Account, in.Region, in.RunID)}
 	}
+	return h.sendBatches(ctx, in, key, nil)
+}
+
+// batches is how many commands n instances take.
+func batches(n int) int {
+	return (n + contract.MaxInstancesPerCommand - 1) / contract.MaxInstancesPerCommand
+}
+
+// sendBatches sends the inventory's batches after the first len(sent),
+// which are out already, recording each command before the next batch.
+func (h *Handler) sendBatches(ctx context.Context, in contract.TargetState, key store.TargetKey, sent []string) (contract.SendResult, error) {
 	if in.Inventory == nil || len(in.Inventory.InstanceIDs) == 0 {
 		return contract.SendResult{}, fmt.Errorf("no patchable instance in the inventory of %s/%s", in.Account, in.Region)
 	}
 	client := h.SSM.Client(spoke.Target{RunID: in.RunID, Account: in.Account, Region: in.Region})
-	out := contract.SendResult{CommandIDs: []string{}}
-	for batch := range slices.Chunk(in.Inventory.InstanceIDs, contract.MaxInstancesPerCommand) {
+	out := contract.SendResult{CommandIDs: append([]string{}, sent...)}
+	for batch := range slices.Chunk(in.Inventory.InstanceIDs[len(sent)*contract.MaxInstancesPerCommand:], contract.MaxInstancesPerCommand) {
 		res, err := client.SendCommand(ctx, h.input(in, batch))
 		if err != nil {
 			return contract.SendResult{}, fmt.Errorf("send %s to %d instance(s) (%d already sent): %w",
@@ -151,7 +169,7 @@ func parseTimeout(s string) (*int32, error) {
 	if s == "" {
 		return nil, nil
 	}
-	n, err := strconv.Atoi(s)
+	n, err := strconv.ParseInt(s, 10, 32)
 	if err != nil || n < 30 || n > 2592000 {
 		return nil, fmt.Errorf("environment variable %s=%q must be a number of seconds from 30 to 2592000", contract.EnvCommandTimeout, s)
 	}

@@ -32,7 +32,7 @@ type journal struct {
 	recordErr error
 }
 
-func (j *journal) ClaimTarget(_ context.Context, k store.TargetKey, owner string) (bool, error) {
+func (j *journal) ClaimTarget(_ context.Context, _ store.TargetKey, owner string) (bool, error) {
 	won := len(j.recorded) == 0 && (j.owner == "" || j.owner == owner || j.stale)
 	j.events = append(j.events, fmt.Sprintf("claim by %s: %v", owner, won))
 	if won {
@@ -48,12 +48,12 @@ func (j *journal) SendCommand(_ context.Context, in *ssm.SendCommandInput, _ ...
 	return &ssm.SendCommandOutput{Command: &ssmtypes.Command{CommandId: aws.String(id)}}, nil
 }
 
-func (j *journal) Target(_ context.Context, k store.TargetKey) (store.Target, bool, error) {
+func (j *journal) Target(_ context.Context, _ store.TargetKey) (store.Target, bool, error) {
 	j.events = append(j.events, "read")
 	if len(j.recorded) == 0 && j.owner == "" {
 		return store.Target{}, false, nil
 	}
-	return store.Target{Status: store.StatusSending, CommandIDs: j.recorded}, true, nil
+	return store.Target{Status: store.StatusSending, CommandIDs: j.recorded, Owner: j.owner}, true, nil
 }
 
 func (j *journal) AppendCommand(_ context.Context, k store.TargetKey, id string) error {
@@ -218,5 +218,27 @@ func TestCommentIsCut(t *testing.T) {
 	s.WaveID = string(make([]byte, 64))
 	if c := newHandler(&journal{}).input(s, nil).Comment; len(*c) != maxComment {
 		t.Errorf("comment of %d chars, want %d", len(*c), maxComment)
+	}
+}
+
+// A retry after the handler died between two batches sends the batches
+// that were not recorded, and only those; another execution never does.
+func TestSendResumesOwnBatchesAfterACrash(t *testing.T) {
+	j := &journal{owner: "exec-a", recorded: []string{"cmd-0"}}
+	out, err := newHandler(j).Handle(context.Background(), state(120))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(j.sends) != 2 || j.sends[0].InstanceIds[0] != "i-050" || j.sends[1].InstanceIds[19] != "i-119" {
+		t.Fatalf("%d sends (events %q), want batches 2 and 3 only", len(j.sends), j.events)
+	}
+	if want := []string{"cmd-0", "cmd-1", "cmd-2"}; !reflect.DeepEqual(out.CommandIDs, want) || out.Reused {
+		t.Errorf("result %+v, want commands %v", out, want)
+	}
+
+	other := &journal{owner: "exec-b", recorded: []string{"cmd-0"}}
+	out, err = newHandler(other).Handle(context.Background(), state(120))
+	if err != nil || len(other.sends) != 0 || !out.Reused {
+		t.Errorf("another execution's partial send: %d sends, result %+v, error %v; want its commands reused", len(other.sends), out, err)
 	}
 }

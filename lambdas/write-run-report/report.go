@@ -90,15 +90,18 @@ func (h *Handler) write(ctx context.Context, req contract.ReportRequest) (contra
 		return contract.ReportSummary{}, fmt.Errorf("encode report CSV: %w", err)
 	}
 	jsonKey, csvKey := contract.ReportJSONKey(rep.RunID), contract.ReportCSVKey(rep.RunID)
+	sum := contract.ReportSummary{RunID: rep.RunID, Status: rep.Status, Totals: rep.Totals,
+		ReportURI: "s3://" + h.Bucket + "/" + jsonKey, CSVURI: "s3://" + h.Bucket + "/" + csvKey}
+	// The run's result goes to DynamoDB before the report goes to S3: an
+	// S3 outage then delays the report (the task is retried, and a retry
+	// rewrites both) but never loses how the run ended.
+	if err := h.Runs.FinishRun(ctx, sum, rep.FinishedAt); err != nil {
+		return contract.ReportSummary{}, err
+	}
 	if err := h.put(ctx, jsonKey, "application/json", append(js, '\n')); err != nil {
 		return contract.ReportSummary{}, err
 	}
 	if err := h.put(ctx, csvKey, "text/csv", csvBytes); err != nil {
-		return contract.ReportSummary{}, err
-	}
-	sum := contract.ReportSummary{RunID: rep.RunID, Status: rep.Status, Totals: rep.Totals,
-		ReportURI: "s3://" + h.Bucket + "/" + jsonKey, CSVURI: "s3://" + h.Bucket + "/" + csvKey}
-	if err := h.Runs.FinishRun(ctx, sum, rep.FinishedAt); err != nil {
 		return contract.ReportSummary{}, err
 	}
 	// Last, so a retry after a failed publish rewrites the same report

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"reflect"
 	"strings"
@@ -12,9 +13,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/smithy-go"
 
 	"github.com/ec2patch/ec2patch/internal/contract"
 	"github.com/ec2patch/ec2patch/internal/emf"
+	"github.com/ec2patch/ec2patch/lambdas/internal/fault"
 	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
 	"github.com/ec2patch/ec2patch/lambdas/internal/store"
 	"github.com/ec2patch/ec2patch/lambdas/internal/wiretest"
@@ -303,5 +306,31 @@ func TestRunsCompletedMetric(t *testing.T) {
 	}
 	if bytes.Count(buf.Bytes(), []byte("\n")) != 1 {
 		t.Errorf("%d metric lines, want 1", bytes.Count(buf.Bytes(), []byte("\n")))
+	}
+}
+
+// downBucket is S3 during an outage: every PutObject fails with a 503.
+type downBucket struct{ calls int }
+
+func (d *downBucket) PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	d.calls++
+	return nil, &smithy.GenericAPIError{Code: "ServiceUnavailable", Message: "Service is unable to handle request."}
+}
+
+// An S3 outage when the report is written must not lose the run's result:
+// the RUN record is finished first, and the error is one the state
+// machine retries, naming the write.
+func TestS3OutageKeepsTheResultAndIsRetried(t *testing.T) {
+	h, runs, _ := newHandler(records())
+	down := &downBucket{}
+	h.S3 = down
+	req := contract.ReportRequest{Run: threeWaves(false), Cursor: contract.Cursor{Index: 1}}
+	_, err := h.Handle(context.Background(), req)
+	var transient *fault.Transient
+	if !errors.As(err, &transient) || !strings.Contains(err.Error(), "reports/") {
+		t.Fatalf("error %T %v, want Transient naming the report write", err, err)
+	}
+	if down.calls == 0 || runs.sum.Status == "" || runs.sum.RunID != req.Run.RunID {
+		t.Errorf("%d PutObject calls, run record %+v: want the run finished in DynamoDB before the S3 write", down.calls, runs.sum)
 	}
 }

@@ -79,6 +79,9 @@ type pending struct {
 	deadline time.Time
 	picked   chan struct{} // closed when the worker took it
 	result   chan result   // buffered, one value
+	// crash, when set, names the fault that makes this invocation end as
+	// when its process exits (see doom).
+	crash string
 }
 
 type result struct {
@@ -477,6 +480,9 @@ func (rt *runtime) serveRuntime(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "unknown request ID "+reqID, http.StatusBadRequest)
 			return
 		}
+		if rt.crash(wk, cur) {
+			return
+		}
 		switch kind {
 		case "response":
 			cur.result <- result{payload: body}
@@ -535,6 +541,57 @@ func decodeRuntimeError(r *http.Request, body []byte) (typ, msg string) {
 		msg = string(body)
 	}
 	return typ, msg
+}
+
+// handlerOf names the handler (contract.Function.Dir) whose workers sign
+// with the access key ("" for other keys).
+func (rt *runtime) handlerOf(key string) string {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for _, fn := range rt.funcs {
+		if fn.AccessKey == key {
+			return fn.Handler
+		}
+	}
+	return ""
+}
+
+// doom marks the invocations in progress on the workers that sign with the
+// access key to crash when they return: a fault hook (see KindCrash). The
+// call that triggered it is served first, so its effect stays, as when a
+// process dies right after a call succeeded.
+func (rt *runtime) doom(key, why string) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for _, wk := range rt.workers {
+		if wk.fn.AccessKey != key {
+			continue
+		}
+		wk.mu.Lock()
+		if wk.current != nil {
+			wk.current.crash = why
+		}
+		wk.mu.Unlock()
+	}
+}
+
+// crash ends a doomed invocation as Lambda does when the process exits
+// before returning: the process is killed and the invocation answered with
+// Runtime.ExitError instead of what the handler returned. It waits for
+// the process to be gone, so the worker is never handed another invocation.
+func (rt *runtime) crash(wk *worker, inv *pending) bool {
+	wk.mu.Lock()
+	why := inv.crash
+	wk.mu.Unlock()
+	if why == "" {
+		return false
+	}
+	rt.p.logs.line(wk.fn.Name+"/"+wk.id, "fault: "+why+": the process is killed before it returns")
+	wk.kill()
+	<-wk.done
+	inv.result <- result{errType: "Runtime.ExitError",
+		errMsg: fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %s", inv.id, wk.exitError())}
+	return true
 }
 
 // LocalFunction is a Lambda function served in the proxy's own process: a

@@ -122,6 +122,8 @@ type Target struct {
 	Status     string
 	Reason     string
 	CommandIDs []string
+	// Owner is the execution that claimed the send ("" if none did).
+	Owner string
 	// Result is the recorded outcome; nil while the target is in progress.
 	Result *contract.TargetResult
 }
@@ -435,7 +437,7 @@ func getS(item map[string]types.AttributeValue, name string) string {
 }
 
 func decodeTarget(item map[string]types.AttributeValue) (Target, error) {
-	t := Target{Status: getS(item, "status"), Reason: getS(item, "reason")}
+	t := Target{Status: getS(item, "status"), Reason: getS(item, "reason"), Owner: getS(item, "owner")}
 	if l, ok := item["commandIds"].(*types.AttributeValueMemberL); ok {
 		for _, v := range l.Value {
 			if s, ok := v.(*types.AttributeValueMemberS); ok {

@@ -215,7 +215,8 @@ func TestWriteFailureIsAStoreFailure(t *testing.T) {
 	if !errors.As(err, &sf) {
 		t.Fatalf("StartRun error %v is not a StoreFailure", err)
 	}
-	if _, ok := fault.Boundary(err).(*fault.StateStoreError); !ok {
+	var sse *fault.StateStoreError
+	if !errors.As(fault.Boundary(err), &sse) {
 		t.Errorf("Boundary(%v) = %T, want StateStoreError", err, fault.Boundary(err))
 	}
 }
