@@ -25,6 +25,13 @@ type StackProps struct {
 	ExternalID string
 	// RoleName is the spoke role's physical name. Default: PatchExecRole.
 	RoleName string
+	// PrincipalOrgID, when set, also requires the assuming principal to
+	// belong to this AWS Organization (aws:PrincipalOrgID). Default: no
+	// organization condition.
+	PrincipalOrgID string
+	// PatchTagKey is the tag an instance must carry for the role to send
+	// it a command. Default: PatchGroup.
+	PatchTagKey string
 }
 
 // Stack is SpokeStack.
@@ -52,6 +59,10 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) *Stack {
 	if roleName == "" {
 		roleName = contract.DefaultSpokeRoleName
 	}
+	tagKey := props.PatchTagKey
+	if tagKey == "" {
+		tagKey = contract.DefaultPatchTagKey
+	}
 	stack := awscdk.NewStack(scope, jsii.String(id), &sp)
 	partition := *awscdk.Aws_PARTITION()
 
@@ -61,10 +72,17 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) *Stack {
 	// the hub, and the trust survives the hub role being deleted and
 	// re-created (a role principal would be rewritten to the old role's
 	// unique ID and silently stop matching).
+	// The organization condition, when configured, is a second fence: a
+	// hub account moved out of the organization loses access even with
+	// the right role name and ExternalId.
+	equals := map[string]interface{}{"sts:ExternalId": props.ExternalID}
+	if props.PrincipalOrgID != "" {
+		equals["aws:PrincipalOrgID"] = props.PrincipalOrgID
+	}
 	trust := awsiam.NewPrincipalWithConditions(
 		awsiam.NewAccountPrincipal(jsii.String(props.HubAccountID)),
 		&map[string]interface{}{
-			"StringEquals": map[string]interface{}{"sts:ExternalId": props.ExternalID},
+			"StringEquals": equals,
 			"ArnEquals": map[string]interface{}{
 				"aws:PrincipalArn": contract.HubTaskRoleARN(partition, props.HubAccountID, props.HubNamePrefix),
 			},
@@ -78,16 +96,27 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) *Stack {
 				Sid: jsii.String("DescribeFleet"),
 				Actions: jsii.Strings("ec2:DescribeInstances", "ec2:DescribeInstanceStatus",
 					"ssm:DescribeInstanceInformation", "ssm:ListCommands",
-					"ssm:ListCommandInvocations", "ssm:GetCommandInvocation"),
+					"ssm:ListCommandInvocations"),
 				Resources: jsii.Strings("*"),
 			}),
+			// SendCommand is authorized once per resource: the document and
+			// every instance. The document statement allows only
+			// AWS-RunPatchBaseline; the instance statement only instances
+			// carrying the patch tag key (any value: the wave's filters pick
+			// the value), so a bad tag filter cannot reach an untagged
+			// instance. SSM evaluates ssm:resourceTag/<key> on instances.
 			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-				Sid:     jsii.String("RunPatchBaseline"),
-				Actions: jsii.Strings("ssm:SendCommand"),
-				Resources: jsii.Strings(
-					"arn:"+partition+":ssm:*::document/"+contract.PatchDocument,
-					"arn:"+partition+":ec2:*:"+*awscdk.Aws_ACCOUNT_ID()+":instance/*",
-				),
+				Sid:       jsii.String("RunPatchBaselineDocument"),
+				Actions:   jsii.Strings("ssm:SendCommand"),
+				Resources: jsii.Strings("arn:" + partition + ":ssm:*::document/" + contract.PatchDocument),
+			}),
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("RunPatchBaselineOnTaggedInstances"),
+				Actions:   jsii.Strings("ssm:SendCommand"),
+				Resources: jsii.Strings("arn:" + partition + ":ec2:*:" + *awscdk.Aws_ACCOUNT_ID() + ":instance/*"),
+				Conditions: &map[string]interface{}{
+					"StringLike": map[string]interface{}{"ssm:resourceTag/" + tagKey: "*"},
+				},
 			}),
 		},
 	})
@@ -102,9 +131,10 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) *Stack {
 
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),
-		Reason: jsii.String("ec2:Describe*, ssm:DescribeInstanceInformation, ssm:ListCommand* and " +
-			"ssm:GetCommandInvocation support no resource-level permissions; SendCommand is limited to " +
-			"the AWS-RunPatchBaseline document and this account's instances in any region the plan targets"),
+		Reason: jsii.String("ec2:Describe*, ssm:DescribeInstanceInformation and ssm:ListCommand* " +
+			"support no resource-level permissions; SendCommand is limited to " +
+			"the AWS-RunPatchBaseline document and this account's instances carrying the patch tag key, " +
+			"in any region the plan targets"),
 	}}, jsii.Bool(true))
 
 	awscdk.NewCfnOutput(stack, jsii.String("PatchExecRoleArn"), &awscdk.CfnOutputProps{

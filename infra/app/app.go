@@ -116,10 +116,12 @@ func build(opts Options, outDir string) awscdk.App {
 			Tags:               tags,
 			AnalyticsReporting: jsii.Bool(false),
 		},
-		HubAccountID:  p.Spoke.HubAccountID,
-		HubNamePrefix: p.Hub.NamePrefix,
-		ExternalID:    p.Spoke.ExternalID,
-		RoleName:      p.Spoke.RoleName,
+		HubAccountID:   p.Spoke.HubAccountID,
+		HubNamePrefix:  p.Hub.NamePrefix,
+		ExternalID:     p.Spoke.ExternalID,
+		RoleName:       p.Spoke.RoleName,
+		PrincipalOrgID: p.Spoke.PrincipalOrgID,
+		PatchTagKey:    p.Spoke.PatchTagKey,
 	})
 	// The events stack is environment-agnostic too, but StackSets deploy it
 	// to every region a plan patches, not once per account: EventBridge

@@ -99,7 +99,7 @@ func TestCampaignProblemsNameTheirFields(t *testing.T) {
 			`not exist in America/New_York: clocks go from 02:00 to 03:00 that day, and EventBridge Scheduler skips the run`,
 		`campaigns[9].schedule.cron: cron(0 3 31 2 ? *) never fires after 2026-11-29`,
 	}
-	assert.Equal(t, want, []string(probs))
+	assert.Equal(t, want, probs)
 }
 
 func TestCampaignProblemsReachParse(t *testing.T) {

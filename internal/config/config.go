@@ -59,6 +59,9 @@ type HubParams struct {
 	// progress of every waiting target, in case a command's status event
 	// was lost.
 	ReconcileIntervalMinutes int `json:"reconcile_interval_minutes"`
+	// ExtraSpokeAccounts are accounts a run may target beyond the plan's
+	// waves (for ad-hoc runs): the hub may assume their spoke role too.
+	ExtraSpokeAccounts []string `json:"extra_spoke_accounts,omitempty"`
 	// Alarms are the seed's alarm thresholds.
 	Alarms AlarmParams `json:"alarms"`
 }
@@ -84,6 +87,14 @@ type SpokeParams struct {
 	HubAccountID string `json:"hub_account_id"`
 	ExternalID   string `json:"external_id"`
 	RoleName     string `json:"role_name"`
+	// PrincipalOrgID, when set, is the AWS Organizations ID the hub's task
+	// role must belong to (aws:PrincipalOrgID in the trust policy): a
+	// second condition beside the role ARN and the ExternalId.
+	PrincipalOrgID string `json:"principal_org_id"`
+	// PatchTagKey is the tag key an instance must carry for the spoke role
+	// to send it a command (ssm:resourceTag/<key>). Every wave's tag filters
+	// must include it.
+	PatchTagKey string `json:"patch_tag_key"`
 }
 
 // RunDefaults are the values a run input's omitted fields take.
@@ -100,13 +111,16 @@ func (p Params) RunDefaults() contract.RunDefaults {
 		TagFilters:               p.Hub.DefaultTagFilters,
 		ApprovalTimeoutSeconds:   p.Hub.ApprovalTimeoutMinutes * 60,
 		ReconcileIntervalSeconds: p.Hub.ReconcileIntervalMinutes * 60,
+		RequiredTagKey:           p.Spoke.PatchTagKey,
+		SpokeAccounts:            p.SpokeAccounts(),
 	}
 }
 
-// SpokeAccounts lists every account the plan targets, sorted, without
-// duplicates.
+// SpokeAccounts lists every account the plan targets and the extra spoke
+// accounts, sorted, without duplicates: the accounts whose spoke role the
+// hub may assume.
 func (p Params) SpokeAccounts() []string {
-	var out []string
+	out := slices.Clone(p.Hub.ExtraSpokeAccounts)
 	for _, w := range p.Waves {
 		out = append(out, w.Accounts...)
 	}
@@ -186,6 +200,7 @@ var (
 	externalIDRe = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
 	roleNameRe   = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
 	bucketRe     = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	orgIDRe      = regexp.MustCompile(`^o-[a-z0-9]{10,32}$`)
 )
 
 // logRetentionDays are the values CloudWatch Logs accepts.
@@ -257,6 +272,11 @@ func (p Params) Validate() []string {
 	if h.RecordRetentionDays < 1 {
 		pr.Addf("hub.record_retention_days", "%d must be at least 1", h.RecordRetentionDays)
 	}
+	for i, acct := range h.ExtraSpokeAccounts {
+		if !contract.ValidAccount(acct) {
+			pr.Addf(fmt.Sprintf("hub.extra_spoke_accounts[%d]", i), "%q is not a 12-digit AWS account ID", acct)
+		}
+	}
 	a := h.Alarms
 	if a.PatchFailures < 0 {
 		pr.Addf("hub.alarms.patch_failures", "%d must be 0 or more", a.PatchFailures)
@@ -282,6 +302,21 @@ func (p Params) Validate() []string {
 	}
 	if !roleNameRe.MatchString(s.RoleName) {
 		pr.Addf("spoke.role_name", "%q is not a valid IAM role name", s.RoleName)
+	}
+	if s.PrincipalOrgID != "" && !orgIDRe.MatchString(s.PrincipalOrgID) {
+		pr.Addf("spoke.principal_org_id", "%q is not an AWS Organizations ID (o- and 10-32 lowercase letters or digits; empty for none)", s.PrincipalOrgID)
+	}
+	if !contract.ValidTagKey(s.PatchTagKey) {
+		pr.Addf("spoke.patch_tag_key", "%q is not a valid EC2 tag key (1-128 characters, not starting with aws:)", s.PatchTagKey)
+	} else {
+		// A wave without tagFilters takes the defaults, so both must carry
+		// the key or a run could select instances the spoke role refuses.
+		contract.RequireTagKey(&pr, "hub.default_tag_filters", h.DefaultTagFilters, s.PatchTagKey)
+		for i, w := range p.Waves {
+			if w.TagFilters != nil {
+				contract.RequireTagKey(&pr, fmt.Sprintf("waves[%d].tagFilters", i), w.TagFilters, s.PatchTagKey)
+			}
+		}
 	}
 
 	contract.ValidateWaves(&pr, "waves", p.Waves)

@@ -45,7 +45,8 @@ func TestDevParams(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "ec2patch-dev", p.Hub.NamePrefix)
 	assert.Equal(t, "PatchExecRole", p.Spoke.RoleName)
-	assert.Equal(t, []string{"222222222222", "333333333333", "444444444444"}, p.SpokeAccounts())
+	// The plan's accounts and the extra one the emulator scenarios fix up.
+	assert.Equal(t, []string{"222222222222", "333333333333", "444444444444", "555555555555"}, p.SpokeAccounts())
 	assert.Equal(t, []string{"us-east-1", "us-west-2"}, p.SpokeRegions())
 	d := p.RunDefaults()
 	assert.Equal(t, 15, d.PollIntervalSeconds)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -57,11 +58,11 @@ func describeDecodeError(err error) error {
 		}
 		return fmt.Errorf("%s: got a JSON %s, want %s", field, typeErr.Value, typeName(typeErr.Type.String()))
 	case errors.As(err, &syntaxErr):
-		return fmt.Errorf("input is not valid JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+		return fmt.Errorf("input is not valid JSON at byte %d: %w", syntaxErr.Offset, syntaxErr)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return fmt.Errorf("%s: unknown field", strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`))
 	}
-	return fmt.Errorf("input: %v", err)
+	return fmt.Errorf("input: %w", err)
 }
 
 func typeName(goType string) string {
@@ -186,6 +187,10 @@ func Normalize(raw []byte, d RunDefaults, plan []WaveInput, executionName, start
 	total := 0
 	for i, w := range waves {
 		nw := applyWaveDefaults(i, w, d)
+		// Checked on the effective filters (a wave without its own takes
+		// the defaults), with the field where the wave's filters belong.
+		RequireTagKey(&p, waveTagFiltersField(field, i), nw.TagFilters, d.RequiredTagKey)
+		requireSpokeAccounts(&p, waveTagFiltersField(field, i), nw.Accounts, d.SpokeAccounts)
 		nw.TargetsKey = TargetsKey(run.RunID, w.WaveID)
 		total += nw.TargetCount
 		run.Waves = append(run.Waves, nw)
@@ -198,6 +203,29 @@ func Normalize(raw []byte, d RunDefaults, plan []WaveInput, executionName, start
 		return Run{}, err
 	}
 	return run, nil
+}
+
+// waveTagFiltersField names wave i's tagFilters under field, the name
+// selectWaves returned ("" for the top-level shorthand wave).
+// requireSpokeAccounts refuses accounts the hub may not assume a role in.
+// tagFiltersField is the wave's tagFilters field, whose parent names the wave.
+func requireSpokeAccounts(p *Problems, tagFiltersField string, accounts, allowed []string) {
+	if len(allowed) == 0 {
+		return
+	}
+	field := strings.TrimSuffix(tagFiltersField, "tagFilters") + "accounts"
+	for j, a := range accounts {
+		if ValidAccount(a) && !slices.Contains(allowed, a) {
+			p.Addf(fmt.Sprintf("%s[%d]", field, j), "%q is not a spoke account of this hub (the plan's accounts and hub.extra_spoke_accounts in the params)", a)
+		}
+	}
+}
+
+func waveTagFiltersField(field string, i int) string {
+	if field == "" {
+		return "tagFilters"
+	}
+	return fmt.Sprintf("%s[%d].tagFilters", field, i)
 }
 
 // selectWaves picks the waves a run input asks for and the field name to

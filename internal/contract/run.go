@@ -82,6 +82,16 @@ type RunDefaults struct {
 	// ReconcileIntervalSeconds is how often the reconciler runs; a waiting
 	// target's own timeout allows two of them past the command timeout.
 	ReconcileIntervalSeconds int `json:"reconcileIntervalSeconds"`
+	// RequiredTagKey is the spoke's patch tag key: the spoke role may send
+	// commands only to instances carrying it, so every wave's tag filters
+	// must include it or the run would select instances IAM refuses. Empty
+	// requires nothing.
+	RequiredTagKey string `json:"requiredTagKey,omitempty"`
+	// SpokeAccounts are the accounts whose spoke role the hub may assume
+	// (the plan's and hub.extra_spoke_accounts). A run naming another
+	// account is refused before any spoke is touched, instead of failing
+	// that target on AccessDenied. Empty allows any account.
+	SpokeAccounts []string `json:"spokeAccounts,omitempty"`
 }
 
 // Operations of AWS-RunPatchBaseline.

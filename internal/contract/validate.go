@@ -149,6 +149,29 @@ func ValidateTagFilters(p *Problems, field string, tags map[string]string) {
 	}
 }
 
+// DefaultPatchTagKey is the spoke's default patch tag key: the tag an
+// instance must carry for the spoke role to send it a command.
+const DefaultPatchTagKey = "PatchGroup"
+
+// ValidTagKey reports whether k is a tag key EC2 accepts and IAM can name
+// in an ssm:resourceTag/<key> condition (not reserved, no wildcard).
+func ValidTagKey(k string) bool {
+	return tagKeyRe.MatchString(k) && strings.TrimSpace(k) != "" && !strings.HasPrefix(strings.ToLower(k), "aws:")
+}
+
+// RequireTagKey checks that tags, a wave's effective tag filters, include
+// key, the spoke's patch tag key. Without it the wave could select
+// instances the spoke role may not send commands to. An empty key requires
+// nothing.
+func RequireTagKey(p *Problems, field string, tags map[string]string, key string) {
+	if key == "" {
+		return
+	}
+	if _, ok := tags[key]; !ok {
+		p.Addf(field, "must include the patch tag key %q: the spoke role may send commands only to instances carrying it", key)
+	}
+}
+
 // ValidateAccounts checks a list of account IDs: non-empty, 12 digits each,
 // no duplicates.
 func ValidateAccounts(p *Problems, field string, accounts []string, limit int) {
@@ -296,6 +319,10 @@ func ValidateDefaults(d RunDefaults) error {
 		p.Addf("failureThresholdPercent", "%v must be from 0 to 100", d.FailureThresholdPercent)
 	}
 	ValidateTagFilters(&p, "tagFilters", d.TagFilters)
+	if d.RequiredTagKey != "" && !ValidTagKey(d.RequiredTagKey) {
+		p.Addf("requiredTagKey", "%q is not a valid tag key", d.RequiredTagKey)
+	}
+	RequireTagKey(&p, "tagFilters", d.TagFilters, d.RequiredTagKey)
 	if d.ReconcileIntervalSeconds < 60 || d.ReconcileIntervalSeconds > 3600 {
 		p.Addf("reconcileIntervalSeconds", "%d must be from 60 to 3600", d.ReconcileIntervalSeconds)
 	}

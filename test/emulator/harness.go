@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -146,6 +148,16 @@ func New(ctx context.Context, opts Options) (*Harness, error) {
 		return nil, fmt.Errorf("emulator: %w", err)
 	}
 	p.Hub.ArtifactBucket, p.Hub.ArtifactKey = artifactBucket, artifactKey
+	// The emulated hub serves the fleet's accounts, as an operator lists
+	// theirs in hub.extra_spoke_accounts: the task role may assume their
+	// spoke roles and PrepareRun accepts runs naming them.
+	if opts.Fleet != nil {
+		for _, a := range opts.Fleet.Accounts {
+			if !slices.Contains(p.SpokeAccounts(), a.ID) {
+				p.Hub.ExtraSpokeAccounts = append(p.Hub.ExtraSpokeAccounts, a.ID)
+			}
+		}
+	}
 
 	h := &Harness{Params: p, Fleet: opts.Fleet, logf: logf}
 	if err := h.start(ctx, opts, bin, handlers); err != nil {
@@ -182,6 +194,7 @@ func (h *Harness) start(ctx context.Context, opts Options, bin, handlers string)
 	}
 	scenario := ScenarioOf(opts.Fleet, opts.SimulatedSecondsPerSecond)
 	scenario.ExternalID, scenario.EnforceExternalID = p.Hub.CrossAccountExternalID, enforce
+	scenario.PatchTagKey = p.Spoke.PatchTagKey
 	h.Proxy.SetScenario(scenario)
 
 	// The harness talks to moto directly, so its calls are not recorded.
@@ -234,6 +247,7 @@ func (h *Harness) Close() {
 		h.inbox.stop()
 		<-h.inbox.done
 	}
+	h.collectIAM() // collect.go: before moto stops
 	if h.Proxy != nil {
 		_ = h.Proxy.Close()
 	}
@@ -260,7 +274,7 @@ func synth(p config.Params, env string) (app.Templates, error) {
 	if err != nil {
 		return app.Templates{}, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }() // a temporary directory: nothing to lose
 	t, err := app.Synth(app.Options{Params: p, Env: env, Emulator: true}, dir)
 	if err != nil {
 		return app.Templates{}, fmt.Errorf("emulator: synth: %w", err)
@@ -477,7 +491,7 @@ func (h *Harness) seed(ctx context.Context) error {
 				for _, id := range ids {
 					h.Instances = append(h.Instances, Instance{ID: id, Account: a.ID, Region: r.Name, Group: g})
 					h.Proxy.AddInstance(proxy.Instance{ID: id, Account: a.ID, Region: r.Name,
-						Outcome: g.Outcome, Running: g.State == fleet.StateRunning})
+						Outcome: g.Outcome, Running: g.State == fleet.StateRunning, Tags: maps.Clone(g.Tags)})
 				}
 			}
 		}
@@ -497,7 +511,7 @@ func runInstances(ctx context.Context, client *ec2.Client, g fleet.Group) ([]str
 	}
 	out, err := client.RunInstances(ctx, &ec2.RunInstancesInput{
 		ImageId: aws.String(emulatorAMI), InstanceType: ec2types.InstanceTypeT3Micro,
-		MinCount: aws.Int32(int32(g.Count)), MaxCount: aws.Int32(int32(g.Count)),
+		MinCount: aws.Int32(int32(g.Count)), MaxCount: aws.Int32(int32(g.Count)), //nolint:gosec // fleet.Load bounds Count far below 2^31
 		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: tags}},
 	})
 	if err != nil {

@@ -68,6 +68,8 @@ type Call struct {
 	Function string
 	// InstanceIDs are the instance IDs the request named.
 	InstanceIDs []string
+	// Path is the request's URL path: an S3 request's bucket and key.
+	Path string
 	// Params is the decoded body of a JSON-protocol request; Form holds a
 	// query-protocol request's parameters.
 	Params map[string]any

@@ -52,6 +52,14 @@ type Scenario struct {
 	// EnforceExternalID a different one is refused with AccessDenied.
 	ExternalID        string
 	EnforceExternalID bool
+	// ExternalIDs overrides ExternalID per account: the ExternalId that
+	// account's spoke role was deployed with (a spoke stack deployed with
+	// a stale or mistyped external_id).
+	ExternalIDs map[string]string
+	// PatchTagKey, when set, is the spoke role's ssm:resourceTag condition
+	// on SendCommand: a command naming any instance without this tag key
+	// is refused with AccessDeniedException, as IAM would.
+	PatchTagKey string
 	// PatchDuration is how long, in simulated time, a command stays
 	// InProgress before it ends. Default (0): DefaultPatchDuration.
 	PatchDuration time.Duration
@@ -81,6 +89,9 @@ type Instance struct {
 	// Outcome is the fleet's outcome: success, failed, timeout or unmanaged.
 	Outcome string
 	Running bool
+	// Tags are the instance's EC2 tags, which IAM's ssm:resourceTag
+	// conditions read.
+	Tags map[string]string
 }
 
 // Proxy is the test proxy. Create it with New, start it with Serve.
@@ -274,6 +285,7 @@ func (p *Proxy) describe(r *http.Request, body []byte) Call {
 		c.Action = op
 	}
 	c.InstanceIDs = instanceIDs(c.Params, c.Form)
+	c.Path = r.URL.Path
 	if c.Action == "AssumeRole" {
 		c.RoleARN, c.ExternalID = c.Form.Get("RoleArn"), c.Form.Get("ExternalId")
 	}
@@ -336,7 +348,7 @@ func (p *Proxy) assumeRole(w http.ResponseWriter, r *http.Request, body []byte, 
 		call.Refused = "role missing"
 		writeSTSAccessDenied(w, call.Principal, call.RoleARN)
 		return
-	case s.EnforceExternalID && call.ExternalID != s.ExternalID:
+	case s.EnforceExternalID && call.ExternalID != s.requiredExternalID(account):
 		call.Refused = "wrong ExternalId"
 		writeSTSAccessDenied(w, call.Principal, call.RoleARN)
 		return
@@ -356,6 +368,14 @@ func (p *Proxy) assumeRole(w http.ResponseWriter, r *http.Request, body []byte, 
 	copyHeader(w.Header(), header)
 	w.WriteHeader(status)
 	_, _ = w.Write(respBody)
+}
+
+// requiredExternalID is the ExternalId the account's spoke role trusts.
+func (s Scenario) requiredExternalID(account string) string {
+	if id, ok := s.ExternalIDs[account]; ok {
+		return id
+	}
+	return s.ExternalID
 }
 
 type assumeRoleResponse struct {

@@ -104,6 +104,15 @@ func (p *Proxy) simulateSSM(w http.ResponseWriter, r *http.Request, body []byte,
 // remembers the instances that were sent.
 func (s *ssmSim) sendCommand(p *Proxy, w http.ResponseWriter, r *http.Request, body []byte, c *Call) {
 	ids := c.Param("InstanceIds")
+	// IAM decides before SSM looks at the instances' state.
+	if id := s.untagged(ids, p.Scenario().PatchTagKey); id != "" {
+		c.Refused = "instance without the patch tag key"
+		writeJSONError(w, http.StatusBadRequest, "AccessDeniedException", fmt.Sprintf(
+			"User: %s is not authorized to perform: ssm:SendCommand on resource: arn:aws:ec2:%s:%s:instance/%s "+
+				"because no identity-based policy allows the ssm:SendCommand action",
+			principalOr(c.Principal, c.Account), c.Region, c.Account, id))
+		return
+	}
 	s.mu.Lock()
 	var bad []string
 	for _, id := range ids {
@@ -154,13 +163,41 @@ func (s *ssmSim) sendCommand(p *Proxy, w http.ResponseWriter, r *http.Request, b
 	_, _ = w.Write(respBody)
 }
 
+// untagged returns the first of ids that the scenario knows and that lacks
+// key, the spoke role's ssm:resourceTag/<key> condition ("" when key is
+// empty or every instance carries it). Instances the scenario does not know
+// are left to moto: the proxy cannot tell their tags.
+func (s *ssmSim) untagged(ids []string, key string) string {
+	if key == "" {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		if in, ok := s.instances[id]; ok {
+			if _, tagged := in.Tags[key]; !tagged {
+				return id
+			}
+		}
+	}
+	return ""
+}
+
+// principalOr is the caller's ARN as IAM names it in a denial.
+func principalOr(arn, account string) string {
+	if arn != "" {
+		return arn
+	}
+	return "arn:aws:iam::" + account + ":root"
+}
+
 // invocation is one instance's state in a command.
 type invocation struct {
 	status, details string
 	responseCode    int
 }
 
-func (s *ssmSim) invocationOf(cmd *command, id string, terminal bool) invocation {
+func (s *ssmSim) invocationOf(_ *command, id string, terminal bool) invocation {
 	if !terminal {
 		return invocation{"InProgress", "InProgress", -1}
 	}
@@ -254,7 +291,7 @@ func (s *ssmSim) sortedCommands(c *Call) []*command {
 	return out
 }
 
-func (s *ssmSim) listInvocations(p *Proxy, w http.ResponseWriter, c *Call) {
+func (s *ssmSim) listInvocations(_ *Proxy, w http.ResponseWriter, c *Call) {
 	id, _ := c.Params["CommandId"].(string)
 	instanceID, _ := c.Params["InstanceId"].(string)
 	details, _ := c.Params["Details"].(bool)
