@@ -129,6 +129,7 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) *Stack {
 	h.schedules(p)  // schedules.go: campaigns' EventBridge Scheduler schedules
 	h.monitoring(p) // monitoring.go: dashboard and alarms
 	h.suppressions()
+	h.checkov() // checkov.go: environment encryption and checkov's skips
 	h.outputs()
 	return h
 }
@@ -186,6 +187,11 @@ func (h *Stack) storage(p config.Params) {
 	h.Table.Node().DefaultChild().(awsdynamodb.CfnTable).OverrideLogicalId(jsii.String(TableLogicalID))
 
 	days := func(n int) awscdk.Duration { return awscdk.Duration_Days(jsii.Number(float64(n))) }
+	// Nothing the hub stores is public: every bucket blocks public access
+	// and every store denies requests without TLS. The one public endpoint
+	// is the approval API (approvalAPI), by design: approvers have no AWS
+	// identity, so the signed, expiring, single-use link is the
+	// authorization, and the stage is throttled.
 	h.Bucket = awss3.NewBucket(h.Stack, jsii.String("ReportBucket"), &awss3.BucketProps{
 		Encryption:        awss3.BucketEncryption_KMS,
 		EncryptionKey:     h.Key,
@@ -362,9 +368,9 @@ func (h *Stack) roles(p config.Params) map[string]awsiam.Role {
 		Description: jsii.String("Runs the ec2patch handlers that assume the spoke role"),
 		AssumedBy:   lambdaPrincipal,
 	})
-	// The spoke roles of exactly the plan's accounts: a run that targets an
-	// account outside the plan fails its assumption (AccessDenied, recorded
-	// as a FAILED target) until the account is added to the plan.
+	// The spoke roles of exactly the plan's accounts and the extra spoke
+	// accounts: PrepareRun refuses a run naming any other account, and IAM
+	// would refuse the assumption anyway.
 	var spokeRoles []*string
 	for _, a := range p.SpokeAccounts() {
 		spokeRoles = append(spokeRoles, jsii.String(contract.SpokeRoleARN(*awscdk.Aws_PARTITION(), a, p.Spoke.RoleName)))
@@ -376,9 +382,7 @@ func (h *Stack) roles(p config.Params) map[string]awsiam.Role {
 			Resources: &spokeRoles,
 		}))
 	}
-	h.Table.GrantReadWriteData(h.TaskRole)
-	h.Bucket.GrantRead(h.TaskRole, jsii.String("runs/*"))
-	h.Bucket.GrantReadWrite(h.TaskRole, jsii.String("ssm-output/*"))
+	h.grant("PatchTaskRole", h.TaskRole) // grants.go: explicit actions, with reasons
 	for _, fn := range contract.SpokeFunctions() {
 		roles[fn.Name] = h.TaskRole
 	}
@@ -389,47 +393,25 @@ func (h *Stack) roles(p config.Params) map[string]awsiam.Role {
 			AssumedBy:   lambdaPrincipal,
 		})
 		roles[fn.Name] = r
+		h.grant(fn.Name+"Role", r) // grants.go: explicit actions, with reasons
 		return r
 	}
-	prepare := own(contract.PrepareRun)
-	h.Table.GrantReadWriteData(prepare)
-	h.Bucket.GrantReadWrite(prepare, jsii.String("runs/*")) // writes each wave's manifest
-	h.Topic.GrantPublish(prepare)                           // announces the run's start
-
-	record := own(contract.RecordTargetFailure)
-	h.Table.GrantReadWriteData(record)
-
-	evaluate := own(contract.EvaluateWave)
-	h.Table.GrantReadWriteData(evaluate)
-	h.Bucket.GrantRead(evaluate, jsii.String("runs/*"))
-	h.Topic.GrantPublish(evaluate) // each wave's verdict
-
-	report := own(contract.WriteRunReport)
-	h.Table.GrantReadWriteData(report)
-	h.Bucket.GrantRead(report, jsii.String("runs/*"))
-	h.Bucket.GrantReadWrite(report, jsii.String("reports/*"))
-	h.Topic.GrantPublish(report)
-
-	request := own(contract.SendApprovalRequest)
-	h.Table.GrantReadWriteData(request)
-	h.Topic.GrantPublish(request)
-	h.SigningSecret.GrantRead(request, nil)
-
-	// ApprovalCallback also answers the orchestrator's task tokens: granted
-	// in NewStack, once the state machine exists.
-	callback := own(contract.ApprovalCallback)
-	h.Table.GrantReadWriteData(callback)
-	h.SigningSecret.GrantRead(callback, nil)
+	for _, fn := range []contract.Function{contract.PrepareRun, contract.RecordTargetFailure, contract.EvaluateWave,
+		contract.WriteRunReport, contract.SendApprovalRequest,
+		// ApprovalCallback also answers the orchestrator's task tokens:
+		// granted in NewStack, once the state machine exists.
+		contract.ApprovalCallback,
+		// The waiting records: AwaitSsmCommand writes them,
+		// CommandStatusEvents and the reconciler (the task role) complete
+		// them.
+		contract.AwaitSsmCommand, contract.CommandStatusEvents} {
+		own(fn)
+	}
 
 	// DescribeAlarms is read-only and takes alarm names at run time. It is
 	// granted on "*" because CloudWatch returns composite alarms only to a
 	// DescribeAlarms permission scoped to "*", and a halt alarm is often a
 	// composite one; a narrower scope would make such an alarm look missing.
-	// The waiting records: AwaitSsmCommand writes them, CommandStatusEvents
-	// and the reconciler (the task role) complete them.
-	h.Table.GrantReadWriteData(own(contract.AwaitSsmCommand))
-	h.Table.GrantReadWriteData(own(contract.CommandStatusEvents))
-
 	alarms := own(contract.CheckHaltAlarms)
 	alarms.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("DescribeHaltAlarms"),

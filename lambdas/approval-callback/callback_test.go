@@ -88,7 +88,7 @@ func (g *gates) UndoDecision(_ context.Context, id, from, to string) error {
 	return nil
 }
 
-func (g *gates) PutRunDecision(_ context.Context, runID string, d contract.ApprovalDecision) error {
+func (g *gates) PutRunDecision(_ context.Context, _ string, d contract.ApprovalDecision) error {
 	g.writes++
 	g.runDecisions = append(g.runDecisions, d)
 	return nil

@@ -41,7 +41,10 @@ func (f *fakeCW) DescribeAlarms(_ context.Context, in *cloudwatch.DescribeAlarms
 	}
 	page := 0
 	if in.NextToken != nil {
-		fmt.Sscan(*in.NextToken, &page)
+		// Only a token this fake handed out parses.
+		if _, err := fmt.Sscan(*in.NextToken, &page); err != nil {
+			return nil, fmt.Errorf("fake: NextToken %q: %w", *in.NextToken, err)
+		}
 	}
 	out := &cloudwatch.DescribeAlarmsOutput{}
 	if page < len(found) {

@@ -129,7 +129,9 @@ func TestReconcile(t *testing.T) {
 	mem, states := waitstest.New(), &waitstest.States{}
 	// Complete: a2 ended and was recorded by its event; a1's event was lost.
 	register(t, mem, "r1", "222222222222", "us-east-1", "tok-a", later, "a1", "a2")
-	mem.RecordStatus(context.Background(), contract.WaitingSK("r1", "w1", "222222222222", "us-east-1", "exec-1"), "a2", "Success")
+	if _, _, err := mem.RecordStatus(context.Background(), contract.WaitingSK("r1", "w1", "222222222222", "us-east-1", "exec-1"), "a2", "Success"); err != nil {
+		t.Fatal(err)
+	}
 	// In progress, before its deadline.
 	register(t, mem, "r1", "222222222222", "us-west-2", "tok-b", later, "b1")
 	// Past its deadline and still running.
@@ -138,7 +140,9 @@ func TestReconcile(t *testing.T) {
 	register(t, mem, "r2", "444444444444", "us-east-1", "tok-d", later, "d1")
 	// Every command recorded as ended, but not resumed yet (a restored wait).
 	e := register(t, mem, "r2", "555555555555", "us-east-1", "tok-e", later, "e1")
-	mem.RecordStatus(context.Background(), e.SK(), "e1", "Failed")
+	if _, _, err := mem.RecordStatus(context.Background(), e.SK(), "e1", "Failed"); err != nil {
+		t.Fatal(err)
+	}
 
 	f := &fakeSSM{
 		commands: map[string]ssmtypes.Command{
@@ -222,9 +226,14 @@ func TestReconcileRacingAnEvent(t *testing.T) {
 			eventSide := h.Resumer
 			event := func() {
 				// What CommandStatusEvents does for a1's status event.
-				cur, ok, _ := mem.RecordStatus(context.Background(), w.SK(), "a1", "Success")
+				cur, ok, err := mem.RecordStatus(context.Background(), w.SK(), "a1", "Success")
+				if err != nil {
+					t.Error(err)
+				}
 				if ok {
-					eventSide.Resume(context.Background(), h.Log, cur, contract.PollResult{Phase: contract.PhaseComplete})
+					if _, err := eventSide.Resume(context.Background(), h.Log, cur, contract.PollResult{Phase: contract.PhaseComplete}); err != nil {
+						t.Error(err)
+					}
 				}
 			}
 			if when == "while listing" {

@@ -130,8 +130,8 @@ func (h *Handler) verify(ctx context.Context, in contract.TargetState) (contract
 			r.Instances = append(r.Instances, failed(id, "no invocation"))
 			continue
 		}
-		switch res := invocationOutcome(id, inv, timedOut); {
-		case res == nil:
+		switch res := invocationOutcome(id, inv, timedOut); res {
+		case nil:
 			candidates = append(candidates, id)
 			commandOf[id] = aws.ToString(inv.CommandId)
 		default:

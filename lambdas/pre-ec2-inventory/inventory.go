@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -135,10 +136,12 @@ func (h *Handler) preview(ctx context.Context, log *slog.Logger, in contract.Tar
 	if err := h.Previews.PutPreview(ctx, in.RunID, in.WaveID, p); err != nil {
 		return contract.InventoryResult{}, err
 	}
-	switch invErr.(type) {
-	case *fault.Throttled, *fault.Transient:
+	var throttled *fault.Throttled
+	var transient *fault.Transient
+	switch {
+	case invErr == nil:
+	case errors.As(invErr, &throttled), errors.As(invErr, &transient):
 		return contract.InventoryResult{}, invErr
-	case nil:
 	default:
 		log.Warn("preview could not inventory the target", "reason", p.Error)
 	}

@@ -42,7 +42,10 @@ func (f *fakeEC2) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 	}
 	page := 0
 	if in.NextToken != nil {
-		fmt.Sscan(*in.NextToken, &page)
+		// Only a token this fake handed out parses.
+		if _, err := fmt.Sscan(*in.NextToken, &page); err != nil {
+			return nil, fmt.Errorf("fake: NextToken %q: %w", *in.NextToken, err)
+		}
 	}
 	out := &ec2.DescribeInstancesOutput{}
 	if page < len(f.instances) {

@@ -62,7 +62,8 @@ func TestMotoStartsAnswersAndStops(t *testing.T) {
 	}
 	m.Stop()
 	stopped = true
-	if _, err := http.Get(m.URL + "/moto-api/"); err == nil {
+	if resp, err := http.Get(m.URL + "/moto-api/"); err == nil {
+		_ = resp.Body.Close()
 		t.Errorf("moto still answers after Stop")
 	}
 }

@@ -39,7 +39,7 @@ func (h *Harness) InstanceHistory(ctx context.Context, account, region, instance
 		ScanIndexForward: aws.Bool(false),
 	}
 	if limit > 0 {
-		in.Limit = aws.Int32(int32(limit))
+		in.Limit = aws.Int32(int32(min(limit, 1<<20)))
 	}
 	out, err := dynamodb.NewFromConfig(h.hub).Query(ctx, in)
 	if err != nil {

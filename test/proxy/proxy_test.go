@@ -166,13 +166,13 @@ func fakeHandlers(t *testing.T) string {
 		cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", filepath.Join(buildDir, "fake-dir"), "./testdata/fakehandler")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("build fake handler: %v\n%s", err, out)
+			buildErr = fmt.Errorf("build fake handler: %w\n%s", err, out)
 			return
 		}
 		// The same echo handler stands in for the command event receiver.
 		bin, err := os.ReadFile(filepath.Join(buildDir, "fake-dir"))
 		if err == nil {
-			err = os.WriteFile(filepath.Join(buildDir, contract.CommandStatusEvents.Dir), bin, 0o755)
+			err = os.WriteFile(filepath.Join(buildDir, contract.CommandStatusEvents.Dir), bin, 0o700) //nolint:gosec // G306: a handler binary the proxy runs must be executable
 		}
 		buildErr = err
 	})
@@ -192,7 +192,9 @@ func TestMain(m *testing.M) {
 
 const hubAuth = "AWS4-HMAC-SHA256 Credential=AKIDHUB/20260101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=x"
 
-func invoke(t *testing.T, base, function, payload string) (*http.Response, []byte) {
+// invoke calls function through the proxy and returns the answer's header
+// and body (the body is read and closed here).
+func invoke(t *testing.T, base, function, payload string) (http.Header, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, base+"/2015-03-31/functions/"+url.PathEscape(function)+"/invocations",
 		strings.NewReader(payload))
@@ -209,7 +211,7 @@ func invoke(t *testing.T, base, function, payload string) (*http.Response, []byt
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp, body
+	return resp.Header, body
 }
 
 func TestRuntimeAPIRoundTrip(t *testing.T) {
@@ -218,12 +220,12 @@ func TestRuntimeAPIRoundTrip(t *testing.T) {
 	arn := "arn:aws:lambda:us-east-1:123456789012:function:fake"
 
 	t.Run("payload comes back from the handler", func(t *testing.T) {
-		resp, body := invoke(t, base, arn, `{"name": "alice"}`)
+		hdr, body := invoke(t, base, arn, `{"name": "alice"}`)
 		var out map[string]string
 		if err := json.Unmarshal(body, &out); err != nil {
 			t.Fatalf("invoke body %s: %v", body, err)
 		}
-		if resp.Header.Get("X-Amz-Function-Error") != "" {
+		if hdr.Get("X-Amz-Function-Error") != "" {
 			t.Fatalf("unexpected function error: %s", body)
 		}
 		want := map[string]string{"greeting": "hello", "name": "alice", "function": "fake", "arn": arn, "endpoint": base}
@@ -235,8 +237,8 @@ func TestRuntimeAPIRoundTrip(t *testing.T) {
 	})
 
 	t.Run("handler error is Unhandled with the Go type name", func(t *testing.T) {
-		resp, body := invoke(t, base, "fake", `{"name": "bob", "fail": true}`)
-		if got := resp.Header.Get("X-Amz-Function-Error"); got != "Unhandled" {
+		hdr, body := invoke(t, base, "fake", `{"name": "bob", "fail": true}`)
+		if got := hdr.Get("X-Amz-Function-Error"); got != "Unhandled" {
 			t.Errorf("X-Amz-Function-Error = %q, want Unhandled", got)
 		}
 		var e struct{ ErrorType, ErrorMessage string }
@@ -269,9 +271,9 @@ func TestRuntimeAPIRoundTrip(t *testing.T) {
 	})
 
 	t.Run("a handler that exits fails the invocation and is replaced", func(t *testing.T) {
-		resp, body := invoke(t, base, "fake", `{"name": "carol", "exit": true}`)
-		if resp.Header.Get("X-Amz-Function-Error") != "Unhandled" || !strings.Contains(string(body), "Runtime.ExitError") {
-			t.Errorf("exit: header %q body %s, want Unhandled Runtime.ExitError", resp.Header.Get("X-Amz-Function-Error"), body)
+		hdr, body := invoke(t, base, "fake", `{"name": "carol", "exit": true}`)
+		if hdr.Get("X-Amz-Function-Error") != "Unhandled" || !strings.Contains(string(body), "Runtime.ExitError") {
+			t.Errorf("exit: header %q body %s, want Unhandled Runtime.ExitError", hdr.Get("X-Amz-Function-Error"), body)
 		}
 		_, body = invoke(t, base, "fake", `{"name": "dave"}`)
 		if !strings.Contains(string(body), `"name":"dave"`) {
@@ -280,9 +282,9 @@ func TestRuntimeAPIRoundTrip(t *testing.T) {
 	})
 
 	t.Run("a handler that exits at start fails the invocation", func(t *testing.T) {
-		resp, body := invoke(t, base, "broken", `{}`)
-		if resp.Header.Get("X-Amz-Function-Error") != "Unhandled" || !strings.Contains(string(body), "before taking the invocation") {
-			t.Errorf("got header %q body %s, want Unhandled Runtime.ExitError", resp.Header.Get("X-Amz-Function-Error"), body)
+		hdr, body := invoke(t, base, "broken", `{}`)
+		if hdr.Get("X-Amz-Function-Error") != "Unhandled" || !strings.Contains(string(body), "before taking the invocation") {
+			t.Errorf("got header %q body %s, want Unhandled Runtime.ExitError", hdr.Get("X-Amz-Function-Error"), body)
 		}
 		if !strings.Contains(fx.proxy.Logs(), "fakehandler: missing configuration") {
 			t.Errorf("the handler's message is not in the logs:\n%s", fx.proxy.Logs())
@@ -310,9 +312,9 @@ func TestRuntimeAPIRoundTrip(t *testing.T) {
 
 func TestInvokeUnknownHandlerBinaryFailsTheInvocation(t *testing.T) {
 	fx := newFixture(t, t.TempDir())
-	resp, body := invoke(t, fx.proxy.URL(), "fake", `{}`)
-	if resp.Header.Get("X-Amz-Function-Error") != "Unhandled" || !strings.Contains(string(body), "fake-dir") {
-		t.Errorf("got header %q body %s, want an Unhandled error naming the missing binary", resp.Header.Get("X-Amz-Function-Error"), body)
+	hdr, body := invoke(t, fx.proxy.URL(), "fake", `{}`)
+	if hdr.Get("X-Amz-Function-Error") != "Unhandled" || !strings.Contains(string(body), "fake-dir") {
+		t.Errorf("got header %q body %s, want an Unhandled error naming the missing binary", hdr.Get("X-Amz-Function-Error"), body)
 	}
 }
 

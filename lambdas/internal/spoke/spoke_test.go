@@ -98,7 +98,9 @@ func TestAssumeDeniedSurfacesFromFirstSpokeCall(t *testing.T) {
 	_, err := s.EC2(Target{RunID: "run-1", Account: "222222222222", Region: "us-east-1"}).
 		DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{})
 	got := fault.Boundary(err)
-	denied, ok := got.(*fault.AccessDenied)
+	// The type itself, not a wrapper: aws-lambda-go reports the %T name as
+	// errorType, which the state machine's Catch matches.
+	denied, ok := got.(*fault.AccessDenied) //nolint:errorlint // the unwrapped type is what is under test
 	if !ok {
 		t.Fatalf("Boundary(%v) = %T, want *fault.AccessDenied", err, got)
 	}

@@ -46,7 +46,7 @@ func Golden(t *testing.T, handlerFunc any, name string) {
 	pretty.WriteByte('\n')
 	golden := filepath.Join("testdata", name+".golden.json")
 	if *update {
-		if err := os.WriteFile(golden, pretty.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(golden, pretty.Bytes(), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -94,7 +94,7 @@ func Match(t *testing.T, name string, v any) {
 	b = append(b, '\n')
 	golden := filepath.Join("testdata", name+".golden.json")
 	if *update {
-		if err := os.WriteFile(golden, b, 0o644); err != nil {
+		if err := os.WriteFile(golden, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -113,7 +113,7 @@ func MatchFile(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
 	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
+		if err := os.WriteFile(path, got, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

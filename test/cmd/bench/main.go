@@ -92,7 +92,7 @@ func run(ctx context.Context, out io.Writer, cfg bench.Config, outFile string, v
 		if merr != nil {
 			return merr
 		}
-		if werr := os.WriteFile(outFile, append(data, '\n'), 0o644); werr != nil && err == nil {
+		if werr := os.WriteFile(outFile, append(data, '\n'), 0o600); werr != nil && err == nil {
 			err = werr
 		}
 		logf("results written to %s", outFile)

@@ -102,7 +102,7 @@ func run(ctx context.Context, out io.Writer, fleetFile, planFile, reportFile str
 		if err != nil {
 			return 2, err
 		}
-		if err := os.WriteFile(reportFile, append(data, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(reportFile, append(data, '\n'), 0o600); err != nil { //nolint:gosec // G703: the operator names the report file
 			return 2, fmt.Errorf("write report: %w", err)
 		}
 		runInput, err := contract.Normalize(plan, h.Params.RunDefaults(), h.Params.Waves, name, "")
@@ -130,7 +130,9 @@ func run(ctx context.Context, out io.Writer, fleetFile, planFile, reportFile str
 		if err := printLedger(ctx, out, h, res.Report); err != nil {
 			return 2, err
 		}
-		printSummary(out, res.Report)
+		if err := printSummary(out, res.Report); err != nil {
+			return 2, err
+		}
 	}
 	return 0, nil
 }
@@ -191,7 +193,9 @@ func printLedger(ctx context.Context, out io.Writer, h historian, r *contract.Re
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.InstanceID, e.Account, e.Region, e.Status, e.At,
 			e.RunID, e.WaveID, orDash(e.CommandID), orDash(e.Reason))
 	}
-	tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
 	fmt.Fprintln(out)
 	return nil
 }
@@ -205,7 +209,7 @@ func orDash(s string) string {
 
 // printSummary is the run in one table: each wave's status and instance
 // counts (patched counts scanned instances too in a dry run).
-func printSummary(out io.Writer, r *contract.Report) {
+func printSummary(out io.Writer, r *contract.Report) error {
 	fmt.Fprintf(out, "summary of run %s:\n", r.RunID)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "WAVE\tSTATUS\tPATCHED\tFAILED\tTIMED OUT\tSKIPPED\t")
@@ -216,7 +220,7 @@ func printSummary(out io.Writer, r *contract.Report) {
 		row(w.WaveID, w.Status, w.Counts)
 	}
 	row("TOTAL", r.Status, r.Totals)
-	tw.Flush()
+	return tw.Flush()
 }
 
 // printAnswers says how each approval gate was answered.

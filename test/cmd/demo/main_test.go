@@ -85,7 +85,9 @@ func TestTheDemoEndsWithWhereTheRecordWentTheLedgerAndASummary(t *testing.T) {
 	if err := printLedger(context.Background(), &out, l, r); err != nil {
 		t.Fatal(err)
 	}
-	printSummary(&out, r)
+	if err := printSummary(&out, r); err != nil {
+		t.Fatal(err)
+	}
 	got := out.String()
 	for _, want := range []string{"s3://b/reports/r1/report.json", "s3://b/reports/r1/report.csv", "INSTANCE#<account>#<region>#<instanceId>",
 		"i-good    222222222222  us-east-1  PATCHED  2026-12-09T10:20:00Z  r1   w1    cmd-1    -",
