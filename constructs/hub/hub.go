@@ -129,7 +129,8 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) *Stack {
 	h.schedules(p)  // schedules.go: campaigns' EventBridge Scheduler schedules
 	h.monitoring(p) // monitoring.go: dashboard and alarms
 	h.suppressions()
-	h.checkov() // checkov.go: environment encryption and checkov's skips
+	h.checkov()        // checkov.go: environment encryption and checkov's skips
+	h.pruneDependsOn() // dependson.go: after every grant, so each default policy exists
 	h.outputs()
 	return h
 }

@@ -131,7 +131,10 @@ func (h *Stack) schedules(p config.Params) {
 			},
 		})
 		s.AddDependency(group)
-		// The role's policy must exist before the first firing.
-		s.Node().AddDependency(role)
+		// The role's policy must exist before the first firing; the role
+		// itself is implied by the GetAtt of its ARN.
+		if policy := defaultPolicy(role); policy != nil {
+			s.AddDependency(policy)
+		}
 	}
 }
