@@ -145,12 +145,9 @@ func Notification(environment string, rep contract.Report, sum contract.ReportSu
 			fmt.Fprintf(&b, " (%s)", w.Reason)
 		}
 		b.WriteString("\n")
+		// A rejection is already the wave's reason; an approval is said here.
 		if d := w.Approval; d != nil && d.Decision == contract.DecisionApprove {
-			verb := "rejected"
-			if d.Decision == contract.DecisionApprove {
-				verb = "approved"
-			}
-			fmt.Fprintf(&b, "    %s by %s at %s from %s\n", verb, d.Approver, d.DecidedAt, d.SourceIP)
+			fmt.Fprintf(&b, "    approved by %s at %s from %s\n", d.Approver, d.DecidedAt, d.SourceIP)
 		}
 	}
 	t := rep.Totals
