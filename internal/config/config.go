@@ -5,6 +5,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -321,5 +322,33 @@ func (p Params) Validate() []string {
 
 	contract.ValidateWaves(&pr, "waves", p.Waves)
 	p.validateCampaigns(&pr)
+	p.validateSize(&pr)
 	return pr
+}
+
+// Limits the hub's configuration must fit (see docs/scale.md).
+const (
+	// MaxSpokeAccounts keeps the task role's sts:AssumeRole statement,
+	// one role ARN per account, inside IAM's 10,240-character inline
+	// policy limit with room for the role's other statements.
+	MaxSpokeAccounts = 150
+	// maxPrepareEnvBytes is what PrepareRun's plan and run defaults may
+	// take of Lambda's 4 KB environment; the rest is the other variables.
+	maxPrepareEnvBytes = 3300
+)
+
+// validateSize refuses a configuration that would synthesize but fail to
+// deploy: too many spoke accounts for the AssumeRole grant, or a plan and
+// run defaults too large for PrepareRun's environment.
+func (p Params) validateSize(pr *contract.Problems) {
+	if n := len(p.SpokeAccounts()); n > MaxSpokeAccounts {
+		pr.Addf("waves", "the plan and hub.extra_spoke_accounts name %d accounts; the hub task role's "+
+			"AssumeRole grant holds at most %d", n, MaxSpokeAccounts)
+	}
+	plan, _ := json.Marshal(p.Waves)
+	defaults, _ := json.Marshal(p.RunDefaults())
+	if n := len(plan) + len(defaults); n > maxPrepareEnvBytes {
+		pr.Addf("waves", "the plan and run defaults take %d bytes of PrepareRun's environment; at most %d "+
+			"(Lambda allows 4 KB in all): shorten the plan or move accounts to fewer waves", n, maxPrepareEnvBytes)
+	}
 }
