@@ -65,7 +65,10 @@ synth: build $(NODE_BIN)/.stamp
 test: tools build-host
 	$(GO) vet ./...
 	$(MAKE) lint-go
+	rm -f build/iam-usage.md
 	$(GO) test -count=1 -timeout 25m ./...
+	@# test/e2e's TestMain measured every role's granted vs used actions.
+	@cat build/iam-usage.md
 	$(MAKE) fuzz
 	$(MAKE) lint-templates
 	$(MAKE) lint-checkov
