@@ -17,6 +17,7 @@ import (
 
 	"github.com/ec2patch/ec2patch/internal/contract"
 	"github.com/ec2patch/ec2patch/internal/emf"
+	"github.com/ec2patch/ec2patch/internal/emf/emftest"
 	"github.com/ec2patch/ec2patch/lambdas/internal/fleet"
 	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
 	"github.com/ec2patch/ec2patch/lambdas/internal/spoke"
@@ -183,7 +184,7 @@ func TestVerifyMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := metricSums(t, buf.Bytes(), map[string]string{contract.DimRunID: st.RunID, contract.DimWaveID: st.WaveID,
+	got := emftest.Sums(t, buf.Bytes(), map[string]string{contract.DimRunID: st.RunID, contract.DimWaveID: st.WaveID,
 		contract.DimAccount: st.Account})
 	c := sum.Counts
 	want := map[string]float64{
@@ -206,45 +207,4 @@ func TestVerifyRecordsTheOperation(t *testing.T) {
 	if len(r.operations) != 1 || r.operations[0] != contract.OperationScan {
 		t.Errorf("operations %v, want [Scan] for a dry run", r.operations)
 	}
-}
-
-// metricSums checks that every line the handler wrote is valid EMF with
-// the run, wave and account it is about, and sums each metric by name (and
-// by name/Reason for a line with a Reason).
-func metricSums(t *testing.T, out []byte, dims map[string]string) map[string]float64 {
-	t.Helper()
-	sums := map[string]float64{}
-	for _, line := range bytes.Split(bytes.TrimSpace(out), []byte("\n")) {
-		if len(line) == 0 {
-			continue
-		}
-		if err := emf.Validate(line); err != nil {
-			t.Errorf("invalid EMF line %s: %v", line, err)
-		}
-		var doc struct {
-			AWS struct {
-				CloudWatchMetrics []struct{ Metrics []struct{ Name string } }
-			} `json:"_aws"`
-		}
-		var values map[string]any
-		if json.Unmarshal(line, &doc) != nil || json.Unmarshal(line, &values) != nil {
-			t.Fatalf("not JSON: %s", line)
-		}
-		for k, v := range dims {
-			if values[k] != v {
-				t.Errorf("line %s: %s = %v, want %s", line, k, values[k], v)
-			}
-		}
-		for _, d := range doc.AWS.CloudWatchMetrics {
-			for _, m := range d.Metrics {
-				name := m.Name
-				if r, ok := values[contract.DimReason].(string); ok {
-					name += "/" + r
-				}
-				v, _ := values[m.Name].(float64)
-				sums[name] += v
-			}
-		}
-	}
-	return sums
 }

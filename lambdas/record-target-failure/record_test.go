@@ -11,6 +11,7 @@ import (
 
 	"github.com/ec2patch/ec2patch/internal/contract"
 	"github.com/ec2patch/ec2patch/internal/emf"
+	"github.com/ec2patch/ec2patch/internal/emf/emftest"
 	"github.com/ec2patch/ec2patch/lambdas/internal/fault"
 	"github.com/ec2patch/ec2patch/lambdas/internal/logx"
 	"github.com/ec2patch/ec2patch/lambdas/internal/store"
@@ -122,7 +123,7 @@ func TestRecordFailureMetrics(t *testing.T) {
 			if _, err := h.Handle(context.Background(), in); err != nil {
 				t.Fatal(err)
 			}
-			got := metricSums(t, buf.Bytes(), map[string]string{contract.DimRunID: in.RunID, contract.DimWaveID: in.WaveID,
+			got := emftest.Sums(t, buf.Bytes(), map[string]string{contract.DimRunID: in.RunID, contract.DimWaveID: in.WaveID,
 				contract.DimAccount: in.Account})
 			if !reflect.DeepEqual(got, map[string]float64{contract.MetricPatchFailures: c.want}) {
 				t.Errorf("metrics %v, want PatchFailures %v", got, c.want)
@@ -138,45 +139,4 @@ func TestRecordFailureMetrics(t *testing.T) {
 	if buf.Len() != 0 {
 		t.Errorf("metrics written for a record left alone: %s", buf.String())
 	}
-}
-
-// metricSums checks that every line the handler wrote is valid EMF with
-// the run, wave and account it is about, and sums each metric by name (and
-// by name/Reason for a line with a Reason).
-func metricSums(t *testing.T, out []byte, dims map[string]string) map[string]float64 {
-	t.Helper()
-	sums := map[string]float64{}
-	for _, line := range bytes.Split(bytes.TrimSpace(out), []byte("\n")) {
-		if len(line) == 0 {
-			continue
-		}
-		if err := emf.Validate(line); err != nil {
-			t.Errorf("invalid EMF line %s: %v", line, err)
-		}
-		var doc struct {
-			AWS struct {
-				CloudWatchMetrics []struct{ Metrics []struct{ Name string } }
-			} `json:"_aws"`
-		}
-		var values map[string]any
-		if json.Unmarshal(line, &doc) != nil || json.Unmarshal(line, &values) != nil {
-			t.Fatalf("not JSON: %s", line)
-		}
-		for k, v := range dims {
-			if values[k] != v {
-				t.Errorf("line %s: %s = %v, want %s", line, k, values[k], v)
-			}
-		}
-		for _, d := range doc.AWS.CloudWatchMetrics {
-			for _, m := range d.Metrics {
-				name := m.Name
-				if r, ok := values[contract.DimReason].(string); ok {
-					name += "/" + r
-				}
-				v, _ := values[m.Name].(float64)
-				sums[name] += v
-			}
-		}
-	}
-	return sums
 }
