@@ -1,7 +1,6 @@
 package config
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -100,29 +99,4 @@ func TestCampaignProblemsNameTheirFields(t *testing.T) {
 		`campaigns[9].schedule.cron: cron(0 3 31 2 ? *) never fires after 2026-11-29`,
 	}
 	assert.Equal(t, want, probs)
-}
-
-func TestCampaignProblemsReachParse(t *testing.T) {
-	m := devJSONMap(t)
-	m["campaigns"] = []any{map[string]any{"name": "x", "schedule": map[string]any{
-		"patch_tuesday": map[string]any{"offset_days": 1, "time": "03:00"}, "timezone": "Mars/Olympus"}}}
-	_, err := Parse("params/test.json", encodeMap(t, m))
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), `params/test.json: campaigns[0].schedule.timezone: "Mars/Olympus" is not an IANA time zone`)
-}
-
-func devJSONMap(t *testing.T) map[string]any {
-	t.Helper()
-	raw, err := params.Files.ReadFile("dev.json")
-	require.NoError(t, err)
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(raw, &m))
-	return m
-}
-
-func encodeMap(t *testing.T, m map[string]any) []byte {
-	t.Helper()
-	b, err := json.Marshal(m)
-	require.NoError(t, err)
-	return b
 }

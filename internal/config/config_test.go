@@ -137,3 +137,13 @@ func hasPrefix(list []string, prefix string) bool {
 	}
 	return false
 }
+
+// Campaign problems reach Parse's error with the file and the field.
+func TestCampaignProblemsReachParse(t *testing.T) {
+	m := devJSON(t)
+	m["campaigns"] = []any{map[string]any{"name": "x", "schedule": map[string]any{
+		"patch_tuesday": map[string]any{"offset_days": 1, "time": "03:00"}, "timezone": "Mars/Olympus"}}}
+	_, err := config.Parse("params/test.json", encode(t, m))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `params/test.json: campaigns[0].schedule.timezone: "Mars/Olympus" is not an IANA time zone`)
+}
